@@ -1,0 +1,13 @@
+"""seglib: the helper package of the image-segmentation course unit.
+
+Notebooks start with::
+
+    import seglib
+    device = seglib.setup()
+"""
+
+__version__ = "0.1.0"
+
+from seglib.env import device, on_colab, profile, seed_everything, setup  # noqa: E402
+
+__all__ = ["__version__", "device", "on_colab", "profile", "seed_everything", "setup"]

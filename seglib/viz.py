@@ -1,0 +1,234 @@
+"""Figures shared by the notebooks: label maps, overlays, grids, curves.
+
+Colours come from the Okabe-Ito palette, which stays distinguishable for the
+common forms of colour blindness. Overlays use torchvision's
+``draw_segmentation_masks`` and ``draw_bounding_boxes``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.patches import Patch
+from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+
+from seglib.data.shapes import IGNORE_INDEX
+
+#: Okabe-Ito colours (name, RGB 0-255), in the order classes get them.
+PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("sky blue", (86, 180, 233)),
+    ("bluish green", (0, 158, 115)),
+    ("orange", (230, 159, 0)),
+    ("vermillion", (213, 94, 0)),
+    ("yellow", (240, 228, 66)),
+    ("blue", (0, 114, 178)),
+    ("reddish purple", (204, 121, 167)),
+    ("black", (0, 0, 0)),
+)
+IGNORE_COLOUR = (255, 255, 255)
+#: Paul Tol's colour-blind-safe "bright" scheme, for instances (not classes).
+INSTANCE_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (68, 119, 170), (238, 102, 119), (34, 136, 51), (204, 187, 68), (102, 204, 238), (170, 51, 119),
+)
+
+
+def _check_image(image: torch.Tensor, name: str = "image") -> None:
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"{name} must have shape (3,H,W), got {tuple(image.shape)}")
+
+
+def _check_label_map(labels: torch.Tensor, name: str = "labels") -> None:
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.dim() != 2 or labels.is_floating_point():
+        raise ValueError(f"{name} must be an integer label map of shape (H,W), got {labels.dtype} {tuple(labels.shape)}")
+
+
+def colour(index: int) -> tuple[int, int, int]:
+    """RGB colour (0-255) of class ``index``; cycles through :data:`PALETTE`."""
+    return PALETTE[index % len(PALETTE)][1]
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """Float image ``(3,H,W)`` in [0,1] to uint8 ``(3,H,W)`` (uint8 passes through)."""
+    _check_image(image)
+    if image.dtype == torch.uint8:
+        return image.cpu()
+    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+
+
+def colourize(labels: torch.Tensor) -> torch.Tensor:
+    """Label map int ``(H,W)`` to an RGB uint8 image ``(3,H,W)``; 255 (ignore) is white."""
+    _check_label_map(labels)
+    labels = labels.detach().cpu().long()
+    table = torch.tensor([colour(i) for i in range(256)], dtype=torch.uint8)
+    table[IGNORE_INDEX] = torch.tensor(IGNORE_COLOUR, dtype=torch.uint8)
+    if labels.min() < 0 or labels.max() > 255:
+        raise ValueError(f"labels must be in [0, 255], got range [{int(labels.min())}, {int(labels.max())}]")
+    return table[labels].permute(2, 0, 1).contiguous()
+
+
+def legend_handles(class_names: Sequence[str]) -> list[Patch]:
+    """Matplotlib legend patches, one per class, in the label-map colours."""
+    return [Patch(color=[c / 255 for c in colour(i)], label=f"{i} {name}") for i, name in enumerate(class_names)]
+
+
+def show_image(image: torch.Tensor, ax=None, title: str | None = None):
+    """Show an image ``(3,H,W)`` (float in [0,1] or uint8) on ``ax``; returns the axes."""
+    ax = ax or plt.gca()
+    ax.imshow(to_uint8(image).permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_label_map(labels: torch.Tensor, class_names: Sequence[str] | None = None, ax=None,
+                   title: str | None = None, legend: bool = True):
+    """Show a label map ``(H,W)`` in palette colours, with a legend of ``class_names``."""
+    ax = show_image(colourize(labels), ax=ax, title=title)
+    if legend and class_names:
+        ax.legend(handles=legend_handles(class_names), loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  fontsize="small", frameon=False)
+    return ax
+
+
+def overlay_masks(image: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor | None = None,
+                  alpha: float = 0.55) -> torch.Tensor:
+    """Instance masks bool ``(N,H,W)`` over an image ``(3,H,W)``; returns uint8 ``(3,H,W)``.
+
+    Each mask takes the colour of its class in ``labels`` ``(N,)`` if given,
+    else an instance colour of its index.
+    """
+    _check_image(image)
+    if masks.dim() != 3 or masks.dtype != torch.bool or masks.shape[1:] != image.shape[1:]:
+        raise ValueError(f"masks must be bool (N,H,W) matching the image {tuple(image.shape[1:])}, "
+                         f"got {masks.dtype} {tuple(masks.shape)}")
+    if masks.shape[0] == 0:
+        return to_uint8(image)
+    if labels is not None:
+        colours = [colour(int(k)) for k in labels.tolist()]
+    else:
+        colours = [INSTANCE_PALETTE[k % len(INSTANCE_PALETTE)] for k in range(masks.shape[0])]
+    return draw_segmentation_masks(to_uint8(image), masks.cpu(), alpha=alpha, colors=colours)
+
+
+def overlay_boxes(image: torch.Tensor, boxes: torch.Tensor, captions: Sequence[str] | None = None,
+                  labels: torch.Tensor | None = None, width: int = 2) -> torch.Tensor:
+    """xyxy boxes float ``(N,4)`` drawn on an image ``(3,H,W)``; returns uint8 ``(3,H,W)``."""
+    _check_image(image)
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N,4), got {tuple(boxes.shape)}")
+    if boxes.shape[0] == 0:
+        return to_uint8(image)
+    keys = labels.tolist() if labels is not None else range(boxes.shape[0])
+    return draw_bounding_boxes(to_uint8(image), boxes.cpu(), labels=list(captions) if captions else None,
+                               colors=[colour(int(k)) for k in keys], width=width)
+
+
+def show_points(points: torch.Tensor, point_labels: torch.Tensor, ax=None, size: float = 120):
+    """Point prompts ``(N,2)`` (x,y) in pixels: foreground (1) green stars, background (0) red."""
+    ax = ax or plt.gca()
+    points, point_labels = points.detach().cpu(), point_labels.detach().cpu()
+    for value, face in ((1, "#009E73"), (0, "#D55E00")):
+        chosen = points[point_labels == value]
+        ax.scatter(chosen[:, 0] - 0.5, chosen[:, 1] - 0.5, marker="*", s=size, c=face,
+                   edgecolors="white", linewidths=1.2)
+    return ax
+
+
+def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: dict[str, torch.Tensor] | None = None,
+                     class_names: Sequence[str] | None = None, n: int = 4, size: float = 2.2):
+    """A grid: one row per image with image, target and each prediction.
+
+    Args:
+        images: float ``(B,3,H,W)``.
+        targets: int64 ``(B,H,W)`` label maps.
+        predictions: column title -> int64 ``(B,H,W)`` predicted label maps.
+        class_names: for the legend.
+        n: number of rows (images) shown.
+    Returns:
+        The matplotlib figure.
+    """
+    predictions = predictions or {}
+    n = min(n, images.shape[0])
+    columns = 2 + len(predictions)
+    fig, axes = plt.subplots(n, columns, figsize=(size * columns, size * n), squeeze=False)
+    for row in range(n):
+        show_image(images[row], ax=axes[row, 0], title="image" if row == 0 else None)
+        show_label_map(targets[row], ax=axes[row, 1], title="target" if row == 0 else None, legend=False)
+        for col, (name, pred) in enumerate(predictions.items(), start=2):
+            show_label_map(pred[row], ax=axes[row, col], title=name if row == 0 else None, legend=False)
+    if class_names:
+        fig.legend(handles=legend_handles(class_names), loc="lower center", ncol=len(class_names), frameon=False)
+        fig.subplots_adjust(bottom=0.12 if n > 1 else 0.2)
+    return fig
+
+
+def plot_history(histories: dict, metric: str | None = None, ax=None, x: str = "step"):
+    """Loss (or an evaluation ``metric``) against ``"step"`` or ``"seconds"``.
+
+    Args:
+        histories: run name -> :class:`seglib.train.History`.
+        metric: ``None`` for the training loss, else a key of the evaluations.
+    """
+    ax = ax or plt.gca()
+    for name, history in histories.items():
+        if metric is None:
+            xs = history.steps if x == "step" else history.seconds
+            ax.plot(xs, history.loss, label=name)
+        else:
+            xs = [e[x] for e in history.evals]
+            ax.plot(xs, [e[metric] for e in history.evals], marker="o", label=name)
+    ax.set_xlabel("training step" if x == "step" else "seconds")
+    ax.set_ylabel(metric or "training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def colourize_panoptic(panoptic: torch.Tensor, divisor: int = 1000) -> torch.Tensor:
+    """Panoptic map int64 ``(H,W)`` (``class * divisor + instance``) to RGB uint8 ``(3,H,W)``.
+
+    Stuff keeps its class colour; each thing instance gets its class colour
+    at a different brightness, so touching instances of one class stay apart.
+    """
+    _check_label_map(panoptic, "panoptic")
+    panoptic = panoptic.detach().cpu().long()
+    rgb = colourize(panoptic // divisor).float()
+    instance = panoptic % divisor
+    shade = torch.where(instance > 0, 0.55 + 0.45 * ((instance * 0.618) % 1.0), torch.ones_like(instance,
+                        dtype=torch.float32))
+    return (rgb * shade).round().clamp(0, 255).to(torch.uint8)
+
+
+def show_task_ladder(scenes, i: int = 0, size: float = 2.6):
+    """The six tasks of the lecture on scene ``i`` of a :class:`SceneBatch`.
+
+    Classification, classification + localisation, semantic segmentation,
+    object detection, instance segmentation and panoptic segmentation, in one
+    row of panels. Returns the figure.
+    """
+    names = scenes.config.class_names
+    image = scenes.images[i]
+    inst = scenes.instances(i)
+    label = int(scenes.scene_labels[i])
+    largest = int(inst["masks"].flatten(1).sum(1).argmax()) if len(inst["labels"]) else None
+    fig, axes = plt.subplots(1, 6, figsize=(size * 6, size * 1.15))
+    show_image(image, ax=axes[0], title=f"classification\n{names[label] if label >= 0 else '-'}")
+    single = overlay_boxes(image, inst["boxes"][largest:largest + 1], [names[label]], inst["labels"][largest:largest + 1]) \
+        if largest is not None else to_uint8(image)
+    show_image(single, ax=axes[1], title="classification\n+ localisation")
+    show_label_map(scenes.semantic[i], ax=axes[2], title="semantic\nsegmentation", legend=False)
+    captions = [names[int(k)] for k in inst["labels"]]
+    show_image(overlay_boxes(image, inst["boxes"], captions, inst["labels"]), ax=axes[3], title="object\ndetection")
+    show_image(overlay_masks(image, inst["masks"]), ax=axes[4],
+               title="instance\nsegmentation")
+    show_image(colourize_panoptic(scenes.panoptic[i]), ax=axes[5], title="panoptic\nsegmentation")
+    fig.legend(handles=legend_handles(names), loc="lower center", ncol=len(names), frameon=False)
+    fig.subplots_adjust(bottom=0.12, wspace=0.05)
+    return fig

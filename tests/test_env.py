@@ -1,0 +1,67 @@
+import sys
+import types
+
+import pytest
+import torch
+
+import seglib
+from seglib import env
+
+
+def test_profile_follows_cuda_and_variable(monkeypatch):
+    monkeypatch.delenv("SEGLIB_PROFILE", raising=False)
+    assert env.profile() == ("gpu" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("SEGLIB_PROFILE", "GPU")
+    assert env.profile() == "gpu"
+    monkeypatch.setenv("SEGLIB_PROFILE", "cpu")
+    assert env.profile() == "cpu"
+
+
+def test_profile_rejects_unknown_value(monkeypatch):
+    monkeypatch.setenv("SEGLIB_PROFILE", "tpu")
+    with pytest.raises(ValueError, match="SEGLIB_PROFILE must be one of"):
+        env.profile()
+
+
+def test_seed_everything_is_deterministic():
+    env.seed_everything(3)
+    a = torch.rand(4)
+    env.seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+    gen = env.seed_everything(5)
+    assert torch.equal(torch.rand(2, generator=gen), torch.rand(2, generator=torch.Generator().manual_seed(5)))
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("1", TypeError), (True, TypeError)])
+def test_seed_everything_rejects_bad_seed(bad, error):
+    with pytest.raises(error, match="seed"):
+        env.seed_everything(bad)
+
+
+def test_device_matches_cuda():
+    assert env.device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_on_colab(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert not env.on_colab()
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert env.on_colab()
+
+
+def test_setup_prints_banner(capsys, monkeypatch):
+    monkeypatch.setenv("SEGLIB_PROFILE", "cpu")
+    dev = seglib.setup(seed=1)
+    out = capsys.readouterr().out
+    assert isinstance(dev, torch.device)
+    for word in ("seglib", "torch", "torchvision", "profile", "cpu"):
+        assert word in out
+    if not torch.cuda.is_available():
+        assert "No GPU found" in out
+
+
+def test_banner_on_colab_tells_how_to_get_a_gpu(monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("the advice is only shown without a GPU")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert "Change runtime type" in env.banner()

@@ -1,0 +1,80 @@
+"""Every notebook follows the anatomy of DESIGN.md (checked without running it)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
+COLAB = "https://colab.research.google.com/github/"
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ holds no notebooks"
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def notebook(request):
+    path = request.param
+    return path, nbformat.read(path, as_version=4)
+
+
+def test_valid_nbformat_4(notebook):
+    path, nb = notebook
+    assert nb.nbformat == 4
+    nbformat.validate(nb)
+
+
+def test_colab_badge_in_first_cell(notebook):
+    path, nb = notebook
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    assert "colab-badge.svg" in first.source
+    assert f"{COLAB}" in first.source and f"/blob/main/notebooks/{path.name}" in first.source
+
+
+def test_setup_cell_is_second(notebook):
+    _, nb = notebook
+    setup = nb.cells[1]
+    assert setup.cell_type == "code"
+    assert "import seglib" in setup.source and "seglib.setup(" in setup.source
+    assert "google.colab" in setup.source
+
+
+def test_slideshow_metadata_on_every_cell(notebook):
+    _, nb = notebook
+    for i, cell in enumerate(nb.cells):
+        slide_type = cell.metadata.get("slideshow", {}).get("slide_type")
+        assert slide_type in SLIDE_TYPES, f"cell {i} has slide_type {slide_type!r}"
+    assert nb.cells[0].metadata.slideshow.slide_type == "slide"
+
+
+def test_rise_metadata(notebook):
+    _, nb = notebook
+    rise = nb.metadata.get("rise", {})
+    assert rise.get("scroll") is True
+    assert "theme" in rise
+
+
+def test_no_stored_errors_and_small_outputs(notebook):
+    path, nb = notebook
+    errors = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, f"stored error outputs in cells {errors}"
+    size = sum(len(json.dumps(c.get("outputs", []))) for c in nb.cells)
+    assert size < 1_000_000, f"stored outputs take {size / 1e6:.2f} MB"
+
+
+def test_kernel_is_python(notebook):
+    _, nb = notebook
+    assert nb.metadata.kernelspec.language == "python"
+
+
+def test_learning_goals_summary_and_results(notebook):
+    _, nb = notebook
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "Learning goals" in text and "Summary" in text
+    last_code = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert "report.record(" in last_code.source and "assert" in last_code.source

@@ -1,0 +1,68 @@
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from seglib import viz
+from seglib.data.shapes import SceneConfig, generate_scenes
+from seglib.train import History
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return generate_scenes(3, SceneConfig(size=32), seed=0)
+
+
+def test_palette_is_distinct():
+    colours = [rgb for _, rgb in viz.PALETTE]
+    assert len(set(colours)) == len(colours)
+
+
+def test_colourize(scenes):
+    rgb = viz.colourize(scenes.semantic[0])
+    assert rgb.shape == (3, 32, 32) and rgb.dtype == torch.uint8
+    label = int(scenes.semantic[0, 0, 0])
+    assert tuple(rgb[:, 0, 0].tolist()) == viz.colour(label)
+    ignore = torch.full((2, 2), 255)
+    assert tuple(viz.colourize(ignore)[:, 0, 0].tolist()) == viz.IGNORE_COLOUR
+
+
+def test_colourize_rejects_bad_input():
+    with pytest.raises(ValueError, match="label map"):
+        viz.colourize(torch.zeros(2, 3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="label map"):
+        viz.colourize(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        viz.colourize(torch.full((2, 2), 300))
+
+
+def test_overlays(scenes):
+    inst = scenes.instances(0)
+    out = viz.overlay_masks(scenes.images[0], inst["masks"], inst["labels"])
+    assert out.shape == (3, 32, 32) and out.dtype == torch.uint8
+    out = viz.overlay_boxes(scenes.images[0], inst["boxes"], [str(int(x)) for x in inst["labels"]], inst["labels"])
+    assert out.shape == (3, 32, 32)
+    empty = viz.overlay_masks(scenes.images[0], torch.zeros(0, 32, 32, dtype=torch.bool))
+    assert torch.equal(empty, viz.to_uint8(scenes.images[0]))
+    with pytest.raises(ValueError, match="masks must be bool"):
+        viz.overlay_masks(scenes.images[0], inst["masks"].float())
+    with pytest.raises(ValueError, match="boxes must have shape"):
+        viz.overlay_boxes(scenes.images[0], torch.zeros(3))
+    with pytest.raises(ValueError, match=r"image must have shape \(3,H,W\)"):
+        viz.to_uint8(torch.zeros(1, 3, 4, 4))
+
+
+def test_figures(scenes):
+    ax = viz.show_label_map(scenes.semantic[0], scenes.config.class_names)
+    assert ax.get_legend() is not None
+    fig = viz.show_predictions(scenes.images, scenes.semantic, {"copy": scenes.semantic},
+                               scenes.config.class_names, n=2)
+    assert len(fig.axes) == 6
+    plt.close("all")
+    viz.show_points(torch.tensor([[3.0, 4.0], [5.0, 6.0]]), torch.tensor([1, 0]))
+    history = History(steps=[1, 2], seconds=[0.1, 0.2], loss=[1.0, 0.5],
+                      evals=[{"step": 2, "seconds": 0.2, "miou": 0.3}])
+    ax = viz.plot_history({"run": history})
+    assert ax.get_ylabel() == "training loss"
+    ax = viz.plot_history({"run": history}, metric="miou", x="seconds", ax=plt.figure().gca())
+    assert ax.get_xlabel() == "seconds"
+    plt.close("all")
