@@ -8,6 +8,6 @@ Notebooks start with::
 
 __version__ = "0.1.0"
 
-from seglib.env import device, on_colab, profile, seed_everything, setup  # noqa: E402
+from seglib.env import by_profile, device, on_colab, profile, seed_everything, setup  # noqa: E402
 
-__all__ = ["__version__", "device", "on_colab", "profile", "seed_everything", "setup"]
+__all__ = ["__version__", "by_profile", "device", "on_colab", "profile", "seed_everything", "setup"]

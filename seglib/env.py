@@ -67,6 +67,11 @@ def profile() -> str:
     return value
 
 
+def by_profile(cpu, gpu):
+    """The value for the active profile: ``by_profile(cpu=600, gpu=6000)`` steps."""
+    return gpu if profile() == "gpu" else cpu
+
+
 def on_colab() -> bool:
     """True when running inside Google Colab."""
     return "google.colab" in sys.modules

@@ -21,6 +21,8 @@ metrics on the fixed test split.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import importlib
 import json
@@ -163,9 +165,10 @@ def save(name: str, result: ZooResult, directory: Path | None = None, recipe: st
         "training": result.training,
         "metrics": result.metrics,
     }
-    entries = manifest(directory)
-    entries[name] = record
-    _write_manifest(entries, directory)
+    with _locked(directory):
+        entries = manifest(directory)
+        entries[name] = record
+        _write_manifest(entries, directory)
     return record
 
 
@@ -187,10 +190,24 @@ def retrain(name: str, device: torch.device | str | None = None, directory: Path
     result = resolve(known[name])(device)
     save(name, result, directory, recipe=known[name])
     # The metrics of record are those of the stored half-precision weights.
-    entries = manifest(directory)
-    entries[name]["metrics"] = evaluate(name, device, directory)
-    _write_manifest(entries, directory or zoo_dir())
+    measured = evaluate(name, device, directory)
+    with _locked(directory or zoo_dir()):
+        entries = manifest(directory)
+        entries[name]["metrics"] = measured
+        _write_manifest(entries, directory or zoo_dir())
     return entries[name]
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """Hold an exclusive lock on the manifest while it is read, changed and written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".manifest.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_manifest(entries: dict, directory: Path) -> None:

@@ -65,3 +65,10 @@ def test_banner_on_colab_tells_how_to_get_a_gpu(monkeypatch):
         pytest.skip("the advice is only shown without a GPU")
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     assert "Change runtime type" in env.banner()
+
+
+def test_by_profile(monkeypatch):
+    monkeypatch.setenv("SEGLIB_PROFILE", "cpu")
+    assert env.by_profile(cpu=1, gpu=2) == 1
+    monkeypatch.setenv("SEGLIB_PROFILE", "gpu")
+    assert env.by_profile(cpu=1, gpu=2) == 2
