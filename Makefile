@@ -10,27 +10,36 @@ CONSTRAINTS := requirements/lab-constraints.txt
 LAB_ARGS ?=
 NAME ?=
 PYTEST_ARGS ?=
+PY_VERSION ?= 3.12
+OFFLINE ?=
 NBVAL_ARGS := --nbval-lax --nbval-kernel-name seglib --nbval-cell-timeout 900 \
               --sanitize-with tests/nbval_sanitize.cfg
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-export SEGLIB_PROFILE ?= cpu
 
-.PHONY: setup lab test test-unit test-notebooks zoo clean help
+# OFFLINE=1: install from wheelhouse/ only, on top of the machine's own PyTorch.
+ifeq ($(OFFLINE),1)
+VENV_FLAGS := --system-site-packages
+PIP_SOURCE := --no-index --find-links wheelhouse
+endif
+
+.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo clean help
 
 help:
 	@echo "make lab             set up .venv and start JupyterLab on notebooks/ (LAB_ARGS=...)"
 	@echo "make test            set up .venv, run unit tests and every notebook (nbval, cpu profile)"
 	@echo "make test-unit       unit tests only"
 	@echo "make test-notebooks  notebooks only"
+	@echo "make test-gpu        the tests and notebooks in the gpu profile (needs CUDA; OFFLINE=1 uses wheelhouse/)"
+	@echo "make bench           run every notebook, write bench/results/<profile>-<machine>.json"
+	@echo "make wheelhouse      download wheels for an offline GPU machine (PY_VERSION=3.12)"
 	@echo "make zoo [NAME=...]  retrain model-zoo entries and rewrite data/zoo/manifest.json"
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -m pip install --quiet -e ".[dev]" -c $(CONSTRAINTS) 2>&1 | grep -v "^WARNING: Location" ; \
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(PY) -m pip install --quiet -e ".[dev]" -c $(CONSTRAINTS) $(PIP_SOURCE) 2>&1 | grep -v "^WARNING: Location" ; \
 	  test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m ipykernel install --sys-prefix --name seglib --display-name "Python (seglib)" >/dev/null
 	@touch $(STAMP)
@@ -40,13 +49,24 @@ lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 test: setup
-	$(PY) -m pytest tests notebooks/*.ipynb $(NBVAL_ARGS) $(PYTEST_ARGS)
+	SEGLIB_PROFILE=cpu $(PY) -m pytest tests notebooks/*.ipynb $(NBVAL_ARGS) $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-notebooks: setup
-	$(PY) -m pytest notebooks/*.ipynb $(NBVAL_ARGS) $(PYTEST_ARGS)
+	SEGLIB_PROFILE=cpu $(PY) -m pytest notebooks/*.ipynb $(NBVAL_ARGS) $(PYTEST_ARGS)
+
+test-gpu: setup
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
+	  'make test-gpu needs a CUDA GPU, but torch.cuda.is_available() is False on this machine')"
+	SEGLIB_PROFILE=gpu $(PY) -m pytest tests notebooks/*.ipynb $(NBVAL_ARGS) $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m seglib.bench
+
+wheelhouse: setup
+	$(PY) scripts/wheelhouse.py --python-version $(PY_VERSION)
 
 zoo: setup
 	$(PY) -m seglib.zoo $(NAME)

@@ -1,0 +1,132 @@
+"""The suite benchmark: execute every notebook headless and measure it.
+
+``python -m seglib.bench`` (``make bench``) runs each notebook of
+``notebooks/`` with nbclient in the active profile, each in its own process,
+and writes ``bench/results/<profile>-<machine>.json`` with, per notebook, the
+wall time, the kernel's peak host memory, the peak GPU memory and the headline
+metrics the notebook recorded with :func:`seglib.report.record`. It then
+prints the table as Markdown (the format of ``BENCHMARKS.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEAK_GPU_CELL = (
+    "import json as _json, torch as _torch\n"
+    "print('SEGLIB_PEAK_GPU_MB=' + _json.dumps(_torch.cuda.max_memory_allocated() / 2**20 "
+    "if _torch.cuda.is_available() else 0.0))"
+)
+
+
+def machine_name() -> str:
+    """A file-name-safe name of this machine's accelerator, or its CPU and core count."""
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+    else:
+        name = _cpu_model() + f" {os.cpu_count()} cores"
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def run_notebook(path: Path, timeout: int = 1800) -> dict:
+    """Execute one notebook in this process's child kernel and measure it.
+
+    Returns a dict with ``wall_s``, ``peak_host_mb`` (kernel's peak resident
+    memory), ``peak_gpu_mb`` and ``metrics`` (what the notebook recorded).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_GPU_CELL))
+    with tempfile.TemporaryDirectory() as tmp:
+        report_path = Path(tmp) / "report.json"
+        os.environ["SEGLIB_REPORT"] = str(report_path)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        client.execute()
+        wall = time.perf_counter() - start
+        metrics = json.loads(report_path.read_text())["metrics"] if report_path.exists() else {}
+    peak_gpu = 0.0
+    for output in nb.cells[-1].get("outputs", []):
+        match = re.search(r"SEGLIB_PEAK_GPU_MB=([0-9.eE+-]+)", output.get("text", ""))
+        if match:
+            peak_gpu = float(match.group(1))
+    # The kernel was a child of this process and has exited: its peak RSS (KiB on Linux).
+    peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall_s": round(wall, 1), "peak_host_mb": round(peak_host), "peak_gpu_mb": round(peak_gpu),
+            "metrics": metrics}
+
+
+def markdown_table(results: dict) -> str:
+    """The results of :func:`main` as a Markdown table."""
+    lines = [f"Profile `{results['profile']}` on {results['machine']} ({results['date']}), "
+             f"total {results['total_s']:.0f} s",
+             "",
+             "| notebook | wall time (s) | peak host memory (MB) | peak GPU memory (MB) | headline metrics |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for name, row in results["notebooks"].items():
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in sorted(row["metrics"].items()))
+        lines.append(f"| {name} | {row['wall_s']:.0f} | {row['peak_host_mb']} | {row['peak_gpu_mb']} | {shown} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m seglib.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # internal: run one, print JSON
+    args = parser.parse_args(argv)
+    if args.one:
+        print("SEGLIB_BENCH=" + json.dumps(run_notebook(args.one.resolve())))
+        return 0
+
+    from seglib.env import profile
+
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    results = {"profile": profile(), "machine": machine_name(), "date": time.strftime("%Y-%m-%d"),
+               "notebooks": {}}
+    for path in paths:
+        print(f"running {path.name} ...", flush=True)
+        done = subprocess.run([sys.executable, "-m", "seglib.bench", "--one", str(path)],
+                              capture_output=True, text=True)
+        line = next((l for l in done.stdout.splitlines() if l.startswith("SEGLIB_BENCH=")), None)
+        if done.returncode != 0 or line is None:
+            sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+            raise SystemExit(f"{path.name} failed to execute (exit code {done.returncode})")
+        results["notebooks"][path.stem] = json.loads(line.split("=", 1)[1])
+    results["total_s"] = sum(r["wall_s"] for r in results["notebooks"].values())
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"{results['profile']}-{results['machine']}.json"
+    target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(markdown_table(results))
+    print(f"\nwritten to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""The benchmark runner on a tiny notebook, and its table."""
+
+import nbformat
+
+from seglib import bench
+
+
+def test_run_notebook_measures_time_memory_and_metrics(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from seglib import report\nreport.record('answer', 42)")]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    row = bench.run_notebook(path, timeout=120)
+    assert row["metrics"] == {"answer": 42.0}
+    assert row["wall_s"] >= 0 and row["peak_host_mb"] > 10 and row["peak_gpu_mb"] >= 0
+
+
+def test_markdown_table():
+    results = {"profile": "cpu", "machine": "test-2-cores", "date": "2026-01-01", "total_s": 12.0,
+               "notebooks": {"00_overview": {"wall_s": 12.0, "peak_host_mb": 900, "peak_gpu_mb": 0,
+                                             "metrics": {"miou": 0.912}}}}
+    table = bench.markdown_table(results)
+    assert "| 00_overview | 12 | 900 | 0 | miou 0.912 |" in table
+
+
+def test_machine_name_is_file_safe():
+    name = bench.machine_name()
+    assert name and all(c.isalnum() or c == "-" for c in name)
