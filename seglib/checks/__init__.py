@@ -62,3 +62,17 @@ def assert_close(name: str, got: Any, expected: torch.Tensor, rtol: float = 1e-5
 
 
 __all__ = ["CheckFailed", "assert_close", "call_student", "passed"]
+
+from seglib.checks.losses import check_class_weights, check_soft_dice_loss  # noqa: E402
+from seglib.checks.metrics import check_iou_from_confusion  # noqa: E402
+
+__all__ += ["check_class_weights", "check_iou_from_confusion", "check_soft_dice_loss"]
+
+from seglib.checks.upsampling import (  # noqa: E402
+    OUTPUT_SIZE_QUESTIONS,
+    check_conv_matrix,
+    check_conv_transpose1d,
+    check_output_sizes,
+)
+
+__all__ += ["OUTPUT_SIZE_QUESTIONS", "check_conv_matrix", "check_conv_transpose1d", "check_output_sizes"]

@@ -1,0 +1,196 @@
+"""Checks for the exercises of the upsampling notebook.
+
+=============================  ===================================================================
+``check_conv_transpose1d(f)``  ``f(x, w, stride)``: transposed convolution of ``x (L,)`` with ``w (k,)``
+``check_output_sizes(a)``      ``a``: list of ints, the output sizes of ``OUTPUT_SIZE_QUESTIONS``
+``check_conv_matrix(f)``       ``f(w, n, stride)``: the ``(n_out, n)`` matrix of ``conv1d`` with ``w (k,)``
+=============================  ===================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from seglib.checks import CheckFailed, assert_close, call_student, passed
+from seglib.upsampling import conv_matrix, conv_output_size, conv_transpose_output_size, explain_output_size
+
+OUTPUT_SIZE_QUESTIONS: list[dict] = [
+    dict(kind="conv", n=5, k=3, s=1, p=0, d=1, output_padding=0),
+    dict(kind="conv", n=32, k=3, s=1, p=1, d=1, output_padding=0),
+    dict(kind="conv", n=7, k=3, s=2, p=1, d=1, output_padding=0),
+    dict(kind="conv", n=8, k=3, s=2, p=1, d=1, output_padding=0),
+    dict(kind="conv", n=9, k=3, s=1, p=0, d=2, output_padding=0),
+    dict(kind="transposed", n=3, k=3, s=2, p=0, d=1, output_padding=0),
+    dict(kind="transposed", n=16, k=4, s=2, p=1, d=1, output_padding=0),
+    dict(kind="transposed", n=4, k=3, s=2, p=1, d=1, output_padding=1),
+    dict(kind="transposed", n=2, k=3, s=1, p=0, d=2, output_padding=0),
+]
+"""Layer settings of the output-size quiz: input size ``n``, kernel ``k``, stride ``s``,
+padding ``p``, dilation ``d`` and, for transposed convolutions, ``output_padding``."""
+
+
+def _format(values: torch.Tensor) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values.tolist()) + "]"
+
+
+def _reference_transpose(x: torch.Tensor, w: torch.Tensor, stride: int) -> torch.Tensor:
+    return F.conv_transpose1d(x[None, None], w[None, None], stride=stride)[0, 0]
+
+
+def _overwriting_transpose(x: torch.Tensor, w: torch.Tensor, stride: int) -> torch.Tensor:
+    """The usual mistake: each scaled kernel replaces what is already in the output."""
+    out = x.new_zeros((len(x) - 1) * stride + len(w))
+    for i, value in enumerate(x):
+        out[i * stride : i * stride + len(w)] = value * w
+    return out
+
+
+def _transpose_hint(got: torch.Tensor, x: torch.Tensor, w: torch.Tensor, stride: int) -> str:
+    """A sentence on a recognisable mistake, or an empty string."""
+    length = (len(x) - 1) * stride + len(w)
+    if tuple(got.shape) != (length,):
+        return f" The output length is (L-1)*stride + k = ({len(x)}-1)*{stride} + {len(w)} = {length}."
+    got = got.detach().to(torch.float64)
+    if torch.allclose(got, _overwriting_transpose(x, w, stride)):
+        return " Where two scaled kernels overlap, their contributions must be added (+=), not overwritten (=)."
+    if torch.allclose(got, _reference_transpose(x, w.flip(0), stride)):
+        return " Your kernel is reversed: input i adds x[i] * w[t] at output i*stride + t."
+    return ""
+
+
+def _transpose_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """Fixed cases that separate summing from overwriting, then random ones."""
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    w = torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)
+    cases = [(x, w, stride) for stride in (1, 2, 3, 4)]
+    generator = torch.Generator().manual_seed(6)
+    for length, k, stride in [(1, 3, 2), (4, 2, 2), (5, 3, 2), (4, 4, 3), (6, 1, 2), (3, 5, 1)]:
+        x = torch.randn(length, dtype=torch.float64, generator=generator)
+        w = torch.randn(k, dtype=torch.float64, generator=generator)
+        cases.append((x, w, stride))
+    return cases
+
+
+def check_conv_transpose1d(student_fn: Callable) -> None:
+    """Check ``student_fn(x, w, stride)``: the transposed convolution of ``x (L,)`` with ``w (k,)``.
+
+    It must return a tensor of shape ``((L-1)*stride + k,)`` equal to
+    ``F.conv_transpose1d(x[None, None], w[None, None], stride=stride)[0, 0]``.
+
+    Raises:
+        CheckFailed: naming the inputs of the first mismatch, the index, what came and what was expected.
+    """
+    cases = _transpose_cases()
+    for x, w, stride in cases:
+        got = call_student(student_fn, x.clone(), w.clone(), stride)
+        name = f"conv_transpose1d(x={_format(x)}, w={_format(w)}, stride={stride})"
+        try:
+            assert_close(name, got, _reference_transpose(x, w, stride))
+        except CheckFailed as exc:
+            hint = _transpose_hint(got, x, w, stride) if isinstance(got, torch.Tensor) else ""
+            raise CheckFailed(f"{exc}.{hint}") from None
+    passed(f"conv_transpose1d matches PyTorch on {len(cases)} inputs (strides 1 to 4, overlaps summed)")
+
+
+def _question_text(question: dict) -> str:
+    settings = f"n={question['n']}, k={question['k']}, s={question['s']}, p={question['p']}, d={question['d']}"
+    if question["kind"] == "transposed":
+        return f"transposed convolution with {settings}, output_padding={question['output_padding']}"
+    return f"convolution with {settings}"
+
+
+def _settings(question: dict) -> tuple[int, ...]:
+    return question["n"], question["k"], question["s"], question["p"], question["d"]
+
+
+def _expected_size(question: dict) -> int:
+    if question["kind"] == "transposed":
+        return conv_transpose_output_size(*_settings(question), question["output_padding"])
+    return conv_output_size(*_settings(question))
+
+
+def _explain(question: dict) -> str:
+    transposed = question["kind"] == "transposed"
+    return explain_output_size(*_settings(question), question["output_padding"], transposed=transposed)
+
+
+def check_output_sizes(answers: Sequence[int]) -> None:
+    """Check the output sizes for :data:`OUTPUT_SIZE_QUESTIONS`, one int per question, in order.
+
+    Raises:
+        CheckFailed: listing every wrong answer with its formula and the numbers filled in.
+    """
+    if not isinstance(answers, (list, tuple)):
+        raise CheckFailed(f"answers must be a list of {len(OUTPUT_SIZE_QUESTIONS)} ints, got {type(answers).__name__}")
+    if len(answers) != len(OUTPUT_SIZE_QUESTIONS):
+        raise CheckFailed(f"expected {len(OUTPUT_SIZE_QUESTIONS)} answers, one per question, got {len(answers)}")
+    problems = []
+    for number, (question, answer) in enumerate(zip(OUTPUT_SIZE_QUESTIONS, answers), start=1):
+        if isinstance(answer, bool) or not isinstance(answer, int):
+            problems.append(f"question {number} ({_question_text(question)}): expected an int, got {answer!r}")
+            continue
+        if answer != _expected_size(question):
+            problems.append(
+                f"question {number} ({_question_text(question)}): you said {answer}, "
+                f"the output size is {_explain(question)}"
+            )
+    if problems:
+        right = len(OUTPUT_SIZE_QUESTIONS) - len(problems)
+        raise CheckFailed(f"{right} of {len(OUTPUT_SIZE_QUESTIONS)} right.\n" + "\n".join(problems))
+    passed(f"all {len(OUTPUT_SIZE_QUESTIONS)} output sizes are right")
+
+
+def _matrix_cases() -> list[tuple[torch.Tensor, int, int]]:
+    w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(7)
+    cases = [(w, 5, 1), (w, 7, 2), (w, 3, 1)]
+    for k, n, stride in [(2, 6, 2), (4, 9, 3), (1, 4, 1)]:
+        cases.append((torch.randn(k, dtype=torch.float64, generator=generator), n, stride))
+    return cases
+
+
+def _matrix_hint(got: torch.Tensor, w: torch.Tensor, n: int, stride: int, expected: torch.Tensor) -> str:
+    n_out = expected.shape[0]
+    if tuple(got.shape) == (n, n_out) and n != n_out:
+        return " Rows index outputs and columns index inputs: your matrix looks transposed."
+    if tuple(got.shape) != tuple(expected.shape):
+        return (
+            f" The matrix has one row per output, (n - k) // stride + 1 = ({n} - {len(w)}) // {stride} + 1 = {n_out},"
+            f" and one column per input ({n})."
+        )
+    if torch.allclose(got.detach().to(torch.float64), conv_matrix(w.flip(0), n, stride)):
+        return " Your kernel is reversed: conv1d does not flip it, row o holds w[t] at column o*stride + t."
+    return ""
+
+
+def check_conv_matrix(student_fn: Callable) -> None:
+    """Check ``student_fn(w, n, stride)``: the matrix ``C (n_out, n)`` with ``C @ x == conv1d(x, w, stride)``.
+
+    Also checks the consequence shown in the notebook: ``C.T @ y`` equals
+    ``F.conv_transpose1d(y, w, stride)`` (with ``output_padding`` making up
+    the input cells that the stride skipped).
+
+    Raises:
+        CheckFailed: naming the inputs, the first wrong entry, what came and what was expected.
+    """
+    cases = _matrix_cases()
+    for w, n, stride in cases:
+        got = call_student(student_fn, w.clone(), n, stride)
+        expected = conv_matrix(w, n, stride)
+        name = f"conv_matrix(w={_format(w)}, n={n}, stride={stride})"
+        try:
+            assert_close(name, got, expected)
+        except CheckFailed as exc:
+            hint = _matrix_hint(got, w, n, stride, expected) if isinstance(got, torch.Tensor) else ""
+            raise CheckFailed(f"{exc}.{hint}") from None
+        y = torch.arange(1.0, expected.shape[0] + 1, dtype=torch.float64)
+        skipped = (n - len(w)) % stride
+        transposed = F.conv_transpose1d(y[None, None], w[None, None], stride=stride, output_padding=skipped)[0, 0]
+        assert_close(f"{name}.T @ y for y = {_format(y)}", got.detach().to(torch.float64).T @ y, transposed)
+    passed(f"conv_matrix is right on {len(cases)} inputs, and C.T @ y is F.conv_transpose1d(y, w, stride)")
+
+
+__all__ = ["OUTPUT_SIZE_QUESTIONS", "check_conv_matrix", "check_conv_transpose1d", "check_output_sizes"]

@@ -1,0 +1,110 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+import seglib.checks as checks
+from seglib.checks import CheckFailed
+from seglib.losses import class_weights, soft_dice_loss
+from seglib.metrics import iou_per_class
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise: write this function")
+
+
+def dice_without_softmax(logits, target):
+    onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).float()
+    intersection = (logits * onehot).sum(dim=(0, 2, 3))
+    cardinality = logits.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    return 1 - ((2 * intersection + 1) / (cardinality + 1)).mean()
+
+
+def dice_as_float(logits, target):
+    return soft_dice_loss(logits, target).item()
+
+
+def dice_detached(logits, target):
+    return soft_dice_loss(logits.detach(), target)
+
+
+def unnormalised_weights(labels, num_classes):
+    counts = torch.bincount(labels[labels != 255], minlength=num_classes).double()
+    return torch.where(counts > 0, counts.sum() / counts, torch.zeros_like(counts))
+
+
+def weights_counting_label_255(labels, num_classes):
+    counts = torch.bincount(labels.flatten(), minlength=num_classes).double()
+    weights = torch.where(counts > 0, 1 / counts, torch.zeros_like(counts))
+    return weights / weights[counts > 0].mean()
+
+
+def weights_inf_for_absent(labels, num_classes):
+    weights = class_weights(labels, num_classes)
+    return torch.where(weights == 0, torch.full_like(weights, float("inf")), weights)
+
+
+def iou_as_recall(cm):
+    cm = cm.double()
+    return cm.diagonal() / cm.sum(dim=1)
+
+
+def iou_zero_for_absent(cm):
+    return iou_per_class(cm).nan_to_num(0.0)
+
+
+def test_checks_are_exported():
+    for name in ("check_soft_dice_loss", "check_class_weights", "check_iou_from_confusion"):
+        assert name in checks.__all__ and callable(getattr(checks, name))
+
+
+@pytest.mark.parametrize(
+    "check, reference",
+    [
+        (checks.check_soft_dice_loss, soft_dice_loss),
+        (checks.check_class_weights, class_weights),
+        (checks.check_iou_from_confusion, iou_per_class),
+    ],
+)
+def test_checks_pass_on_the_reference_and_remind_on_a_stub(check, reference, capsys):
+    check(reference)
+    assert capsys.readouterr().out.startswith("\u2714")
+    with pytest.raises(CheckFailed, match=r"not implemented yet \(Exercise: write this function\)"):
+        check(stub)
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (dice_without_softmax, r"got -0\.5857.*expected 0\.1252.*raw logits.*softmax"),
+        (dice_as_float, r"return a torch\.Tensor, got float.*\.item\(\)"),
+        (dice_detached, r"not connected to the logits"),
+    ],
+)
+def test_soft_dice_check_explains_wrong_answers(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_soft_dice_loss(wrong)
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (unnormalised_weights, r"got \[1\.3333, 4\.0\], expected \[0\.5, 1\.5\].*not normalised"),
+        (weights_counting_label_255, r"shape \(3,\), got shape \(256,\).*Label 255"),
+        (weights_inf_for_absent, r"class 2 has no pixel, so its weight should be 0.*got inf"),
+    ],
+)
+def test_class_weights_check_explains_wrong_answers(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_class_weights(wrong)
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (iou_as_recall, r"expected \[0\.5, 0\.5, 0\.8333\].*TP / row sum \(recall\)"),
+        (iou_zero_for_absent, r"class 1 has no pixel.*return nan.*got 0"),
+    ],
+)
+def test_iou_check_explains_wrong_answers(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_iou_from_confusion(wrong)

@@ -1,0 +1,204 @@
+"""The upsampling exercise checks accept the reference, and explain stubs and typical mistakes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import seglib.checks
+from seglib.checks import CheckFailed
+from seglib.checks.upsampling import (
+    OUTPUT_SIZE_QUESTIONS,
+    check_conv_matrix,
+    check_conv_transpose1d,
+    check_output_sizes,
+)
+from seglib.upsampling import conv_output_size, conv_transpose_output_size
+
+# --------------------------------------------------------------------------- student versions
+
+
+def conv_transpose1d(x, w, stride):
+    """A correct student answer: scatter-add of the scaled kernel."""
+    out = torch.zeros((len(x) - 1) * stride + len(w), dtype=x.dtype)
+    for i in range(len(x)):
+        out[i * stride : i * stride + len(w)] += x[i] * w
+    return out
+
+
+def conv_transpose1d_overwriting(x, w, stride):
+    out = torch.zeros((len(x) - 1) * stride + len(w), dtype=x.dtype)
+    for i in range(len(x)):
+        out[i * stride : i * stride + len(w)] = x[i] * w
+    return out
+
+
+def conv_transpose1d_flipped(x, w, stride):
+    return conv_transpose1d(x, w.flip(0), stride)
+
+
+def conv_transpose1d_too_short(x, w, stride):
+    return conv_transpose1d(x, w, stride)[:-1]
+
+
+def conv_transpose1d_stub(x, w, stride):
+    raise NotImplementedError("Exercise: scatter-add each scaled kernel into the output")
+
+
+def conv_matrix(w, n, stride):
+    """A correct student answer: row o holds w at columns o*stride ... o*stride + k - 1."""
+    n_out = (n - len(w)) // stride + 1
+    C = torch.zeros(n_out, n)
+    for o in range(n_out):
+        C[o, o * stride : o * stride + len(w)] = w
+    return C
+
+
+def conv_matrix_transposed(w, n, stride):
+    return conv_matrix(w, n, stride).T
+
+
+def conv_matrix_flipped(w, n, stride):
+    return conv_matrix(w.flip(0), n, stride)
+
+
+def conv_matrix_off_by_one(w, n, stride):
+    return conv_matrix(w, n + 1, stride)[:, :n]
+
+
+def conv_matrix_stub(w, n, stride):
+    raise NotImplementedError("Exercise: build the convolution matrix")
+
+
+def reference_answers() -> list[int]:
+    answers = []
+    for q in OUTPUT_SIZE_QUESTIONS:
+        settings = (q["n"], q["k"], q["s"], q["p"], q["d"])
+        if q["kind"] == "transposed":
+            answers.append(conv_transpose_output_size(*settings, q["output_padding"]))
+        else:
+            answers.append(conv_output_size(*settings))
+    return answers
+
+
+# --------------------------------------------------------------------------- check_conv_transpose1d
+
+
+def test_conv_transpose1d_reference_passes(capsys):
+    check_conv_transpose1d(conv_transpose1d)
+    assert "conv_transpose1d matches PyTorch" in capsys.readouterr().out
+
+
+def test_conv_transpose1d_stub_gives_a_reminder():
+    with pytest.raises(CheckFailed, match=r"conv_transpose1d_stub is not implemented yet \(Exercise: scatter-add"):
+        check_conv_transpose1d(conv_transpose1d_stub)
+
+
+def test_conv_transpose1d_overwriting_overlaps_is_explained():
+    with pytest.raises(CheckFailed) as info:
+        check_conv_transpose1d(conv_transpose1d_overwriting)
+    message = str(info.value)
+    assert "conv_transpose1d(x=[1, 2, 3], w=[1, 10, 100], stride=1)" in message
+    assert "first at index (1,): got 2, expected 12" in message
+    assert "must be added (+=), not overwritten (=)" in message
+
+
+def test_conv_transpose1d_flipped_kernel_is_explained():
+    with pytest.raises(CheckFailed, match=r"stride=1\).*got 100, expected 1.*Your kernel is reversed"):
+        check_conv_transpose1d(conv_transpose1d_flipped)
+
+
+def test_conv_transpose1d_wrong_length_is_explained():
+    expected = r"expected shape \(5,\), got \(4,\)\. The output length is \(L-1\)\*stride \+ k = \(3-1\)\*1 \+ 3 = 5"
+    with pytest.raises(CheckFailed, match=expected):
+        check_conv_transpose1d(conv_transpose1d_too_short)
+
+
+def test_conv_transpose1d_non_tensor_result():
+    with pytest.raises(CheckFailed, match=r"expected a torch.Tensor, got list"):
+        check_conv_transpose1d(lambda x, w, stride: conv_transpose1d(x, w, stride).tolist())
+
+
+# --------------------------------------------------------------------------- check_output_sizes
+
+
+def test_output_size_questions_are_possible_and_varied():
+    assert {q["kind"] for q in OUTPUT_SIZE_QUESTIONS} == {"conv", "transposed"}
+    assert any(q["d"] > 1 for q in OUTPUT_SIZE_QUESTIONS) and any(q["output_padding"] for q in OUTPUT_SIZE_QUESTIONS)
+    assert all(set(q) == {"kind", "n", "k", "s", "p", "d", "output_padding"} for q in OUTPUT_SIZE_QUESTIONS)
+    assert len(reference_answers()) == len(OUTPUT_SIZE_QUESTIONS)
+
+
+def test_output_sizes_reference_passes(capsys):
+    check_output_sizes(reference_answers())
+    assert f"all {len(OUTPUT_SIZE_QUESTIONS)} output sizes are right" in capsys.readouterr().out
+
+
+def test_output_sizes_off_by_one_is_explained_with_the_numbers():
+    answers = reference_answers()
+    answers[2] += 1  # conv n=7, k=3, s=2, p=1: forgetting the floor
+    answers[5] -= 1  # transposed n=3, k=3, s=2
+    with pytest.raises(CheckFailed) as info:
+        check_output_sizes(answers)
+    message = str(info.value)
+    assert message.startswith(f"{len(OUTPUT_SIZE_QUESTIONS) - 2} of {len(OUTPUT_SIZE_QUESTIONS)} right.")
+    assert (
+        "question 3 (convolution with n=7, k=3, s=2, p=1, d=1): you said 5, the output size is "
+        "floor((n + 2p - d(k-1) - 1) / s) + 1 = floor((7 + 2*1 - 1*(3-1) - 1) / 2) + 1 = floor(6 / 2) + 1 = 4"
+    ) in message
+    assert "question 6 (transposed convolution with n=3, k=3, s=2, p=0, d=1, output_padding=0): you said 6" in message
+    assert "(3-1)*2 - 2*0 + 1*(3-1) + 0 + 1 = 7" in message
+    assert "question 1 " not in message
+
+
+@pytest.mark.parametrize(
+    "answers, match",
+    [
+        ([3, 32], r"expected 9 answers, one per question, got 2"),
+        ("3 32", r"answers must be a list of 9 ints, got str"),
+        ([...] * 9, r"question 1 \(convolution with n=5, k=3, s=1, p=0, d=1\): expected an int, got Ellipsis"),
+    ],
+)
+def test_output_sizes_malformed_answers(answers, match):
+    with pytest.raises(CheckFailed, match=match):
+        check_output_sizes(answers)
+
+
+# --------------------------------------------------------------------------- check_conv_matrix
+
+
+def test_conv_matrix_reference_passes(capsys):
+    check_conv_matrix(conv_matrix)
+    assert "C.T @ y is F.conv_transpose1d(y, w, stride)" in capsys.readouterr().out
+
+
+def test_conv_matrix_stub_gives_a_reminder():
+    with pytest.raises(CheckFailed, match=r"conv_matrix_stub is not implemented yet \(Exercise: build"):
+        check_conv_matrix(conv_matrix_stub)
+
+
+@pytest.mark.parametrize(
+    "student, match",
+    [
+        (
+            conv_matrix_transposed,
+            r"conv_matrix\(w=\[1, 2, 3\], n=5, stride=1\): expected shape \(3, 5\), got \(5, 3\)\. .*looks transposed",
+        ),
+        (conv_matrix_flipped, r"first at index \(0, 0\): got 3, expected 1\. Your kernel is reversed"),
+        (
+            conv_matrix_off_by_one,
+            r"n=5, stride=1\): expected shape \(3, 5\), got \(4, 5\)\. "
+            r"The matrix has one row per output, \(n - k\) // stride \+ 1 = \(5 - 3\) // 1 \+ 1 = 3",
+        ),
+    ],
+)
+def test_conv_matrix_mistakes_are_explained(student, match):
+    with pytest.raises(CheckFailed, match=match):
+        check_conv_matrix(student)
+
+
+def test_checks_are_exported_from_the_package():
+    assert seglib.checks.check_conv_transpose1d is check_conv_transpose1d
+    assert seglib.checks.check_output_sizes is check_output_sizes
+    assert seglib.checks.check_conv_matrix is check_conv_matrix
+    assert seglib.checks.OUTPUT_SIZE_QUESTIONS is OUTPUT_SIZE_QUESTIONS
