@@ -23,7 +23,7 @@ VENV_FLAGS := --system-site-packages
 PIP_SOURCE := --no-index --find-links wheelhouse
 endif
 
-.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo clean help
+.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo exercises slides test-browser clean help
 
 help:
 	@echo "make lab             set up .venv and start JupyterLab on notebooks/ (LAB_ARGS=...)"
@@ -34,6 +34,9 @@ help:
 	@echo "make bench           run every notebook, write bench/results/<profile>-<machine>.json"
 	@echo "make wheelhouse      download wheels for an offline GPU machine (PY_VERSION=3.12)"
 	@echo "make zoo [NAME=...]  retrain model-zoo entries and rewrite data/zoo/manifest.json"
+	@echo "make exercises       write the student versions exercises/NN_name.ipynb from notebooks/"
+	@echo "make slides          offline reveal.js slides in build/slides/ (EXECUTE=1 runs the notebooks first)"
+	@echo "make test-browser    RISE and reveal.js slides in headless Chromium (needs node, npm, chromium)"
 
 setup: $(STAMP)
 
@@ -70,6 +73,22 @@ wheelhouse: setup
 
 zoo: setup
 	$(PY) -m seglib.zoo $(NAME)
+
+# Student versions, and slides/browser test with front-end files from npm (package.json).
+NODE_STAMP := node_modules/.package-lock.json
+CHROMIUM ?= /usr/bin/chromium
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+exercises: setup
+	$(PY) -m seglib.exercises
+
+slides: setup $(NODE_STAMP)
+	$(PY) -m seglib.slides $(if $(EXECUTE),--execute)
+
+test-browser: slides
+	LAB_PYTHON=$(PY) CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 tests/browser/
 
 clean:
 	rm -rf build .pytest_cache
