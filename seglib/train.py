@@ -45,6 +45,19 @@ class History:
     def total_seconds(self) -> float:
         return self.seconds[-1] if self.seconds else 0.0
 
+    @property
+    def seconds_per_step(self) -> float:
+        """Median seconds per training step between log points (NaN before the first log).
+
+        The median skips the intervals that also ran an evaluation or warmed up.
+        """
+        if not self.steps:
+            return math.nan
+        steps, seconds = [0] + self.steps, [0.0] + self.seconds
+        rates = sorted((seconds[i + 1] - seconds[i]) / (steps[i + 1] - steps[i]) for i in range(len(self.steps)))
+        middle = len(rates) // 2
+        return rates[middle] if len(rates) % 2 else (rates[middle - 1] + rates[middle]) / 2
+
 
 def semantic_batches(config: SceneConfig | None = None, batch_size: int = 32, seed: int = 0,
                      device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -151,6 +151,17 @@ def test_output_sizes_off_by_one_is_explained_with_the_numbers():
     assert "question 1 " not in message
 
 
+def test_output_sizes_accepts_the_function_returning_the_answers(capsys):
+    check_output_sizes(reference_answers)
+    assert "output sizes are right" in capsys.readouterr().out
+
+    def output_size_answers():
+        raise NotImplementedError("Exercise: complete output_size_answers()")
+
+    with pytest.raises(CheckFailed, match="output_size_answers is not implemented yet"):
+        check_output_sizes(output_size_answers)
+
+
 @pytest.mark.parametrize(
     "answers, match",
     [

@@ -67,3 +67,9 @@ def test_divergence_is_reported():
     with pytest.raises(FloatingPointError, match="loss became"):
         train(tiny_model(), semantic_batches(SceneConfig(size=16), 2), exploding, steps=3, log_every=1,
               progress=False)
+
+
+def test_seconds_per_step_is_median_of_log_intervals():
+    history = History(steps=[10, 20, 30, 40], seconds=[1.0, 2.0, 9.0, 10.0], loss=[1, 1, 1, 1])
+    assert history.seconds_per_step == pytest.approx(0.1)  # the slow interval (an evaluation) is skipped
+    assert History().seconds_per_step != History().seconds_per_step  # NaN

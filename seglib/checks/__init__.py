@@ -76,3 +76,24 @@ from seglib.checks.upsampling import (  # noqa: E402
 )
 
 __all__ += ["OUTPUT_SIZE_QUESTIONS", "check_conv_matrix", "check_conv_transpose1d", "check_output_sizes"]
+
+from seglib.checks.fcn import check_bilinear_kernel, check_linear_to_conv  # noqa: E402
+
+__all__ += ["check_bilinear_kernel", "check_linear_to_conv"]
+
+from seglib.checks.unet import check_decoder_block, check_receptive_field  # noqa: E402
+
+__all__ += ["check_decoder_block", "check_receptive_field"]
+
+from seglib.checks.sam import check_best_mask, check_fourier_encoding  # noqa: E402
+
+__all__ += ["check_best_mask", "check_fourier_encoding"]
+
+from seglib.checks.instance import (  # noqa: E402
+    check_bilinear,
+    check_mask_iou,
+    check_match_predictions,
+    check_roi_align_box,
+)
+
+__all__ += ["check_bilinear", "check_mask_iou", "check_match_predictions", "check_roi_align_box"]

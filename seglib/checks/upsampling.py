@@ -2,7 +2,7 @@
 
 =============================  ===================================================================
 ``check_conv_transpose1d(f)``  ``f(x, w, stride)``: transposed convolution of ``x (L,)`` with ``w (k,)``
-``check_output_sizes(a)``      ``a``: list of ints, the output sizes of ``OUTPUT_SIZE_QUESTIONS``
+``check_output_sizes(a)``      ``a``: list of ints (or a function returning it), the sizes of ``OUTPUT_SIZE_QUESTIONS``
 ``check_conv_matrix(f)``       ``f(w, n, stride)``: the ``(n_out, n)`` matrix of ``conv1d`` with ``w (k,)``
 =============================  ===================================================================
 """
@@ -117,12 +117,17 @@ def _explain(question: dict) -> str:
     return explain_output_size(*_settings(question), question["output_padding"], transposed=transposed)
 
 
-def check_output_sizes(answers: Sequence[int]) -> None:
+def check_output_sizes(answers: Sequence[int] | Callable[[], Sequence[int]]) -> None:
     """Check the output sizes for :data:`OUTPUT_SIZE_QUESTIONS`, one int per question, in order.
+
+    ``answers`` is the list, or the student's function without arguments that
+    returns it (so that an unfinished stub gets the usual one-line reminder).
 
     Raises:
         CheckFailed: listing every wrong answer with its formula and the numbers filled in.
     """
+    if callable(answers):
+        answers = call_student(answers)
     if not isinstance(answers, (list, tuple)):
         raise CheckFailed(f"answers must be a list of {len(OUTPUT_SIZE_QUESTIONS)} ints, got {type(answers).__name__}")
     if len(answers) != len(OUTPUT_SIZE_QUESTIONS):

@@ -1,0 +1,141 @@
+"""Generated video clips: shapes that move, turn and hide behind each other.
+
+A clip keeps one static background (sky and grass, as in the scenes of
+:mod:`seglib.data.shapes`) and moves a few things across it: each thing
+travels in a straight line at constant speed, bounces off the image border
+and slowly turns. Things are painted in a fixed order, so when two meet the
+later one hides the earlier one. With ``occlude=True`` the top thing is
+sent through the bottom thing's position in the middle of the clip and is
+made larger and faster, so the bottom thing disappears for some frames and comes back:
+the situation where a video model needs a memory.
+
+Every frame carries the visible mask of every thing, with identities kept
+across frames (thing ``k`` is slot ``k`` in every frame):
+
+=========  =====================================================
+``frames``  float32 ``(T, 3, H, W)`` in [0, 1]
+``masks``   bool ``(T, N, H, W)``, visible part of each thing (may be empty)
+``boxes``   float32 ``(T, N, 4)`` xyxy on pixel edges, zeros when hidden
+=========  =====================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from seglib.data.shapes import SUPPORTED_SHAPES, SceneConfig, _background, _boxes, _shape_masks, _visible
+
+
+@dataclass
+class VideoClip:
+    """A generated clip (see the module docstring for the tensors)."""
+
+    frames: torch.Tensor
+    masks: torch.Tensor
+    boxes: torch.Tensor
+    config: SceneConfig = field(repr=False)
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def num_objects(self) -> int:
+        """N, the number of things (the same in every frame)."""
+        return self.masks.shape[1]
+
+    @property
+    def present(self) -> torch.Tensor:
+        """bool ``(T, N)``: which things show at least one pixel in each frame."""
+        return self.masks.flatten(2).any(dim=2)
+
+
+def _bounce(raw: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Fold unconstrained positions into ``[low, high]`` as a ball bouncing off walls would move."""
+    span = (high - low).clamp(min=1e-6)
+    folded = torch.remainder(raw - low, 2 * span)
+    return low + torch.where(folded > span, 2 * span - folded, folded)
+
+
+def generate_clip(num_frames: int = 20, config: SceneConfig | None = None, seed: int = 0,
+                  speed: tuple[float, float] = (1.0, 2.5), occlude: bool = True) -> VideoClip:
+    """One clip, deterministic for a seed (generated on the CPU).
+
+    Args:
+        num_frames: T, at least 2.
+        config: scene options; its size, object count (at least 2 with
+            ``occlude``), object sizes, shapes, background and noise are used.
+        seed: the same seed gives the same clip.
+        speed: ``(low, high)`` speed of the things in pixels per frame.
+        occlude: make the top thing, larger than the bottom one and 1.5 times
+            the top speed, cross it in the middle of the clip.
+
+    Returns:
+        A :class:`VideoClip`.
+    """
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 2:
+        raise ValueError(f"num_frames must be an int >= 2, got {num_frames!r}")
+    config = config or SceneConfig(min_objects=2, max_objects=3)
+    if not isinstance(config, SceneConfig):
+        raise TypeError(f"config must be a SceneConfig, got {type(config).__name__}")
+    low_speed, high_speed = (float(v) for v in speed)
+    if not 0 <= low_speed <= high_speed:
+        raise ValueError(f"speed must be (low, high) with 0 <= low <= high, got {speed!r}")
+    if occlude and config.max_objects < 2:
+        raise ValueError(f"occlude needs at least 2 things, got config.max_objects={config.max_objects}")
+    generator = torch.Generator().manual_seed(int(seed))
+
+    def uniform(shape, low, high):
+        return low + (high - low) * torch.rand(shape, generator=generator)
+
+    size = config.size
+    least = max(config.min_objects, 2 if occlude else 1)
+    n = int(torch.randint(least, config.max_objects + 1, (1,), generator=generator))
+    kind = torch.tensor([SUPPORTED_SHAPES.index(s) for s in config.shapes])[
+        torch.randint(0, len(config.shapes), (n,), generator=generator)]
+    low, high = config.object_size
+    diameter = uniform(n, low, high) * size
+    if occlude:  # a small thing at the bottom, a larger and faster one on top
+        diameter[0] = low * size
+        diameter[-1] = (low + 0.6 * (high - low)) * size
+    aspect = uniform(n, 0.45, 1.0)
+    colour = uniform((n, 3), 0.05, 0.95)
+    margin = 0.35 * diameter
+    start = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand((n, 2), generator=generator)
+    heading = uniform(n, 0, 2 * math.pi)
+    pace = uniform(n, low_speed, high_speed)
+    if occlude:
+        pace[-1] = 1.5 * high_speed
+    velocity = pace[:, None] * torch.stack([heading.cos(), heading.sin()], dim=1)
+    time = torch.arange(num_frames, dtype=torch.float32).view(num_frames, 1, 1)
+    lo, hi = margin.view(1, n, 1), (size - margin).view(1, n, 1)
+    raw = start.unsqueeze(0) + velocity.unsqueeze(0) * time  # (T, N, 2)
+    if occlude:
+        middle = num_frames // 2
+        meeting = _bounce(raw[middle, 0], lo[0, 0], hi[0, 0])
+        # Positions fold with a fixed function of the unfolded path, so an
+        # unfolded path through `meeting` at frame `middle` passes there.
+        raw[:, -1] = meeting + velocity[-1] * (time[:, 0] - middle)
+    centre = _bounce(raw, lo, hi)
+    angle = uniform(n, 0, 2 * math.pi) + uniform(n, -0.08, 0.08) * time.view(num_frames, 1)
+
+    full = _shape_masks(kind.expand(num_frames, n), centre[..., 0], centre[..., 1], diameter.expand(num_frames, n),
+                        angle, aspect.expand(num_frames, n), size)
+    masks = _visible(full)
+    _, background = _background(config, 1, generator, "cpu")
+    painted = (masks.unsqueeze(2) * colour.view(1, n, 3, 1, 1)).sum(dim=1)
+    frames = torch.where(masks.any(dim=1, keepdim=True), painted, background.expand(num_frames, -1, -1, -1))
+    if config.noise > 0:
+        spread = config.noise * math.sqrt(12)
+        frames = frames + spread * (torch.rand(frames.shape, generator=generator) - 0.5)
+    return VideoClip(frames=frames.clamp(0, 1).float(), masks=masks, boxes=_boxes(masks), config=config)
+
+
+def generate_clips(n: int, num_frames: int = 20, config: SceneConfig | None = None, seed: int = 0,
+                   **options) -> list[VideoClip]:
+    """``n`` clips with seeds ``seed, seed + 1, ...`` (options as in :func:`generate_clip`)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    return [generate_clip(num_frames, config, seed + i, **options) for i in range(n)]

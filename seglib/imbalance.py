@@ -1,0 +1,405 @@
+"""The class-imbalance experiment of notebook 04: one tiny class, five losses.
+
+The data are generated scenes with a plain background and one to two small
+circles (:data:`CONFIG`): the circle class covers about 2 % of the pixels,
+the background the rest. Strong pixel noise makes the faint circles
+ambiguous; where a pixel is ambiguous, a loss that follows the class
+frequencies (cross entropy) calls it background, which is what the
+experiment measures. The same small U-Net (:data:`MODEL_KWARGS`) is
+trained from the same seed on the same batches for the same number of steps
+with each loss of :data:`LOSS_NAMES`:
+
+================  ================================================================
+``ce``            pixel-wise cross entropy
+``weighted_ce``   cross entropy with inverse-frequency class weights
+                  (:func:`seglib.losses.class_weights` of the training split)
+``dice``          soft Dice loss, averaged over both classes
+``focal``         focal loss with ``gamma = 2``
+``ce_dice``       cross entropy + soft Dice, weight 1 each
+================  ================================================================
+
+:func:`imbalance_metrics` reads the circle's IoU, Dice, precision and recall,
+the pixel accuracy and the boundary F1 from the predictions on a fixed split;
+the zoo entries ``loss_<name>`` hold the models trained for :data:`ZOO_STEPS`
+steps, re-measured by :func:`evaluate_imbalance` on the test split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, split_scenes
+from seglib.losses import CombinedLoss, class_weights, cross_entropy, focal_loss, soft_dice_loss
+from seglib.metrics import (
+    boundary_f1,
+    confusion_matrix,
+    dice_per_class,
+    iou_per_class,
+    per_image_mean_iou,
+    pixel_accuracy,
+)
+from seglib.models.unet import UNet
+from seglib.train import History, semantic_batches, train
+from seglib.zoo import ZooResult, manifest
+
+__all__ = [
+    "BATCH_SIZE",
+    "CONFIG",
+    "CURVE_SCENES",
+    "FOREGROUND",
+    "LOSS_NAMES",
+    "LOSS_TITLES",
+    "MODEL_KWARGS",
+    "ZOO_EVAL_EVERY",
+    "ZOO_STEPS",
+    "Run",
+    "evaluate_imbalance",
+    "foreground_fraction",
+    "hardest_images",
+    "history_from_zoo",
+    "imbalance_metrics",
+    "loss_ce",
+    "loss_ce_dice",
+    "loss_dice",
+    "loss_focal",
+    "loss_weighted_ce",
+    "make_loss",
+    "markdown_table",
+    "objects_found",
+    "per_image_dice",
+    "plot_confusion_matrices",
+    "predict_labels",
+    "train_class_weights",
+    "train_loss",
+    "train_losses",
+]
+
+#: Scenes of the experiment: 32 x 32 pixels, plain background, one or two circles of 3 to 5 pixels,
+#: pixel noise of standard deviation 0.2.
+CONFIG = SceneConfig(size=32, min_objects=1, max_objects=2, object_size=(0.1, 0.16), shapes=("circle",),
+                     background="plain", noise=0.2)
+#: Class id of the tiny class (the circle).
+FOREGROUND = 1
+#: The small U-Net every loss trains: three levels, 8 channels at full resolution.
+MODEL_KWARGS = {"num_classes": CONFIG.num_classes, "depth": 3, "base_width": 8}
+BATCH_SIZE = 32
+LEARNING_RATE = 3e-3
+FOCAL_GAMMA = 2.0
+LOSS_NAMES = ("ce", "weighted_ce", "dice", "focal", "ce_dice")
+LOSS_TITLES = {"ce": "cross-entropy", "weighted_ce": "weighted CE", "dice": "soft Dice",
+               "focal": "focal", "ce_dice": "CE + Dice"}
+#: Training steps of each zoo entry ``loss_<name>``.
+ZOO_STEPS = 1500
+#: Steps between the validation points stored in a zoo entry's training curve.
+ZOO_EVAL_EVERY = 250
+#: Validation scenes of the curves; the test split (500 scenes) gives the tables.
+CURVE_SCENES = 128
+
+
+def _check_name(name: str) -> str:
+    if name not in LOSS_NAMES:
+        raise ValueError(f"name must be one of {LOSS_NAMES}, got {name!r}")
+    return name
+
+
+def foreground_fraction(labels: torch.Tensor, class_id: int = FOREGROUND) -> float:
+    """Fraction of the non-ignored pixels of ``labels`` (int ``(N, H, W)``) that have ``class_id``."""
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
+        got = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise TypeError(f"labels must be an integer label map (N,H,W), got {got}")
+    counted = labels[labels != IGNORE_INDEX]
+    if counted.numel() == 0:
+        raise ValueError("labels has no pixel other than the ignore label 255")
+    return float((counted == class_id).double().mean())
+
+
+def train_class_weights(config: SceneConfig = CONFIG) -> torch.Tensor:
+    """Inverse-frequency class weights float ``(C,)`` from the training split of ``config``."""
+    return _train_class_weights(config).clone()
+
+
+@lru_cache(maxsize=4)
+def _train_class_weights(config: SceneConfig) -> torch.Tensor:
+    return class_weights(split_scenes("train", config).semantic, config.num_classes)
+
+
+def make_loss(name: str, weights: torch.Tensor | Sequence[float] | None = None
+              ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss ``fn(logits (B,C,H,W), target (B,H,W)) -> scalar`` of :data:`LOSS_NAMES` entry ``name``.
+
+    Logits are cast to float32 first, so the loss is computed in full
+    precision under mixed-precision autocast too. Pixels labelled 255 are ignored.
+
+    Args:
+        name: one of :data:`LOSS_NAMES`.
+        weights: class weights ``(C,)`` of ``"weighted_ce"`` (default:
+            :func:`train_class_weights`); not allowed for the other losses.
+    """
+    _check_name(name)
+    if weights is not None and name != "weighted_ce":
+        raise ValueError(f"weights are for 'weighted_ce' only, got weights for {name!r}")
+    if name == "ce":
+        term = cross_entropy
+    elif name == "weighted_ce":
+        term = partial(cross_entropy, weight=train_class_weights() if weights is None else weights)
+    elif name == "dice":
+        term = soft_dice_loss
+    elif name == "focal":
+        term = partial(focal_loss, gamma=FOCAL_GAMMA)
+    else:
+        term = CombinedLoss({"ce": (cross_entropy, 1.0), "dice": (soft_dice_loss, 1.0)})
+    return lambda logits, target: term(logits.float(), target)
+
+
+@dataclass
+class Run:
+    """One trained model of the experiment and its training history."""
+
+    model: nn.Module
+    history: History
+
+
+def train_loss(name: str, steps: int, *, device: torch.device | str = "cpu", seed: int = 0,
+               config: SceneConfig = CONFIG, evaluate: Callable[[nn.Module], dict] | None = None,
+               eval_every: int | None = None, progress: bool = True) -> Run:
+    """Train a fresh U-Net of :data:`MODEL_KWARGS` with loss ``name`` for ``steps`` steps.
+
+    Weights and batches come from ``seed``, so every loss starts from the same
+    network and sees the same scenes (:data:`BATCH_SIZE` per step, generated on
+    ``device``), with AdamW at :data:`LEARNING_RATE` and a cosine schedule.
+
+    Args:
+        name: one of :data:`LOSS_NAMES`.
+        steps: the budget in optimiser steps.
+        device: where to train.
+        seed: seed of the weights and of the training scenes.
+        config: the scenes (default :data:`CONFIG`).
+        evaluate: ``model -> dict`` of metrics, run every ``eval_every`` steps and at the end.
+        eval_every: steps between evaluations (``None``: only at the end).
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`Run`; its model is in eval mode.
+    """
+    _check_name(name)
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model = UNet(**{**MODEL_KWARGS, "num_classes": config.num_classes}).to(device)
+    batches = semantic_batches(config, BATCH_SIZE, seed=seed, device=device)
+    weights = train_class_weights(config) if name == "weighted_ce" else None
+    history = train(model, batches, make_loss(name, weights), steps=steps, lr=LEARNING_RATE, evaluate=evaluate,
+                    eval_every=eval_every, progress=progress, desc=LOSS_TITLES[name])
+    return Run(model, history)
+
+
+def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, **options) -> dict[str, Run]:
+    """:func:`train_loss` for every loss of ``names`` with the same budget; name -> :class:`Run`."""
+    if isinstance(names, str) or not names:
+        raise ValueError(f"names must be a non-empty sequence of loss names, got {names!r}")
+    return {name: train_loss(name, steps, **options) for name in names}
+
+
+def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Predicted label maps int64 ``(N, H, W)`` (on the CPU) of ``model`` for images ``(N, 3, H, W)``.
+
+    The model runs in eval mode without gradients on its own device.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise TypeError(f"images must be a float tensor (N,3,H,W), got {got}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        labels = [model(images[i:i + batch_size].to(device)).argmax(dim=1).cpu()
+                  for i in range(0, images.shape[0], batch_size)]
+    model.train(was_training)
+    return torch.cat(labels)
+
+
+def imbalance_metrics(pred: torch.Tensor, target: torch.Tensor, num_classes: int = CONFIG.num_classes,
+                      class_id: int = FOREGROUND) -> dict[str, float]:
+    """The numbers of the loss table, from predicted and true label maps int ``(N, H, W)``.
+
+    Dataset-level values (one confusion matrix summed over all images):
+    ``fg_iou``, ``fg_dice``, ``fg_precision``, ``fg_recall`` of class
+    ``class_id``, ``bg_iou`` of class 0, ``miou`` and ``pixel_accuracy``;
+    per-image means: ``per_image_miou`` and ``boundary_f1`` (2-pixel tolerance).
+    A precision or recall of 0/0 is reported as 0.
+    """
+    cm = confusion_matrix(pred, target, num_classes).double()
+    iou, dice = iou_per_class(cm), dice_per_class(cm)
+    tp = cm[class_id, class_id]
+    return {
+        "fg_iou": float(iou[class_id]),
+        "fg_dice": float(dice[class_id]),
+        "fg_precision": float(tp / cm[:, class_id].sum()) if cm[:, class_id].sum() > 0 else 0.0,
+        "fg_recall": float(tp / cm[class_id].sum()) if cm[class_id].sum() > 0 else 0.0,
+        "bg_iou": float(iou[0]),
+        "miou": float(torch.nanmean(iou)),
+        "pixel_accuracy": pixel_accuracy(cm),
+        "per_image_miou": per_image_mean_iou(pred, target, num_classes),
+        "boundary_f1": boundary_f1(pred, target, num_classes),
+    }
+
+
+def per_image_dice(pred: torch.Tensor, target: torch.Tensor, class_id: int = FOREGROUND) -> torch.Tensor:
+    """Dice of class ``class_id`` in every image, float64 ``(N,)``; 1 where neither map has it."""
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(f"pred and target must be label maps of the same shape (N,H,W), "
+                         f"got {tuple(pred.shape)} and {tuple(target.shape)}")
+    p, g = (pred == class_id).flatten(1).double(), (target == class_id).flatten(1).double()
+    total = p.sum(dim=1) + g.sum(dim=1)
+    return torch.where(total > 0, 2 * (p * g).sum(dim=1) / total.clamp_min(1), torch.ones_like(total))
+
+
+def objects_found(pred: torch.Tensor, scenes: SceneBatch) -> float:
+    """Fraction of the things of ``scenes`` with at least one pixel predicted as their class.
+
+    An object-level recall: a circle counts as found however few of its
+    pixels the prediction covers.
+
+    Args:
+        pred: predicted label maps int ``(N, H, W)`` of the ``N`` scenes.
+        scenes: the scenes, with their instance masks ``(N, K, H, W)`` and labels ``(N, K)``.
+    """
+    if not isinstance(scenes, SceneBatch):
+        raise TypeError(f"scenes must be a SceneBatch, got {type(scenes).__name__}")
+    if not isinstance(pred, torch.Tensor) or tuple(pred.shape) != tuple(scenes.semantic.shape):
+        got = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
+        raise ValueError(f"pred must be label maps of shape {tuple(scenes.semantic.shape)}, got {got}")
+    same_class = pred.to(scenes.labels.device)[:, None] == scenes.labels[:, :, None, None]  # (N, K, H, W)
+    hit = (scenes.masks & same_class).flatten(2).any(dim=2) & scenes.valid
+    total = int(scenes.valid.sum())
+    if total == 0:
+        raise ValueError("scenes hold no object")
+    return int(hit.sum()) / total
+
+
+def hardest_images(predictions: dict[str, torch.Tensor], target: torch.Tensor, k: int = 4) -> torch.Tensor:
+    """Indices int64 ``(k,)`` of the images with the lowest circle Dice, averaged over the models.
+
+    Args:
+        predictions: model name -> predicted label maps ``(N, H, W)``.
+        target: true label maps ``(N, H, W)``.
+        k: how many images, hardest first (ties keep the image order).
+    """
+    if not predictions:
+        raise ValueError("predictions must hold at least one model's label maps")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= target.shape[0]:
+        raise ValueError(f"k must be an int in [1, {target.shape[0]}], got {k!r}")
+    scores = torch.stack([per_image_dice(pred, target) for pred in predictions.values()]).mean(dim=0)
+    return scores.argsort(stable=True)[:k]
+
+
+def markdown_table(rows: dict[str, dict[str, float]], columns: dict[str, str], digits: int = 3) -> str:
+    """A Markdown table: one row per entry of ``rows`` (name -> metrics), one column per key of ``columns``.
+
+    ``columns`` maps a metric key to its column header; values are rounded to ``digits``.
+    """
+    if not rows or not columns:
+        raise ValueError("rows and columns must both be non-empty")
+    missing = [(name, key) for name, row in rows.items() for key in columns if key not in row]
+    if missing:
+        raise ValueError(f"rows lack these (name, key) pairs: {missing[:3]}")
+    lines = ["| loss | " + " | ".join(columns.values()) + " |", "| --- " * (len(columns) + 1) + "|"]
+    for name, row in rows.items():
+        title = LOSS_TITLES.get(name, name)
+        lines.append(f"| {title} | " + " | ".join(f"{row[key]:.{digits}f}" for key in columns) + " |")
+    return "\n".join(lines)
+
+
+def plot_confusion_matrices(matrices: dict[str, torch.Tensor], class_names: Sequence[str], size: float = 2.4):
+    """One panel per ``(C, C)`` confusion matrix (rows true, columns predicted); returns the figure.
+
+    Colours show the share of each true class (row-normalised); each cell is
+    annotated with its pixel count.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(size * len(matrices), size * 1.05), squeeze=False)
+    for ax, (name, cm) in zip(axes[0], matrices.items()):
+        cm = cm.double().cpu()
+        share = cm / cm.sum(dim=1, keepdim=True).clamp_min(1)
+        ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1)
+        for (row, col), count in zip(torch.cartesian_prod(torch.arange(len(cm)), torch.arange(len(cm))).tolist(),
+                                     cm.flatten().tolist()):
+            ax.text(col, row, f"{int(count)}\n{share[row, col]:.1%}", ha="center", va="center", fontsize=8,
+                    color="white" if share[row, col] > 0.5 else "black")
+        ax.set_xticks(range(len(class_names)), class_names, fontsize=8)
+        ax.set_yticks(range(len(class_names)), class_names, fontsize=8, rotation=90, va="center")
+        ax.set_title(LOSS_TITLES.get(name, name), fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+    axes[0, 0].set_ylabel("true", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def history_from_zoo(name: str) -> History:
+    """The training :class:`~seglib.train.History` that a ``loss_*`` zoo entry's manifest records.
+
+    Holds the loss curve and the validation points (``fg_iou``, ``fg_dice``,
+    ``pixel_accuracy`` on :data:`CURVE_SCENES` validation scenes).
+    """
+    entries = manifest()
+    if name not in entries or "loss_curve" not in entries[name].get("training", {}):
+        raise ValueError(f"name must be a loss_* entry of the zoo manifest, got {name!r}")
+    training = entries[name]["training"]
+    curve = training["loss_curve"]
+    return History(steps=list(curve["steps"]), seconds=[math.nan] * len(curve["steps"]), loss=list(curve["loss"]),
+                   evals=[dict(point) for point in training["curve"]])
+
+
+def evaluate_imbalance(model: nn.Module, split: str = "test", n: int | None = None) -> dict[str, float]:
+    """Zoo evaluator: :func:`imbalance_metrics` of ``model`` on a split of :data:`CONFIG` (default: 500 test scenes)."""
+    scenes: SceneBatch = split_scenes(split, CONFIG, n)
+    return imbalance_metrics(predict_labels(model, scenes.images), scenes.semantic)
+
+
+def _recipe(name: str, device: torch.device) -> ZooResult:
+    curve_evaluator = partial(evaluate_imbalance, split="val", n=CURVE_SCENES)
+    run = train_loss(name, ZOO_STEPS, device=device, seed=0, evaluate=curve_evaluator, eval_every=ZOO_EVAL_EVERY)
+    keys = ("step", "seconds", "fg_iou", "fg_dice", "pixel_accuracy")
+    training = {
+        "steps": ZOO_STEPS, "batch_size": BATCH_SIZE, "lr": LEARNING_RATE, "loss": name,
+        "device": str(device), "seconds": round(run.history.total_seconds, 1),
+        "loss_curve": {"steps": run.history.steps, "loss": [round(v, 5) for v in run.history.loss]},
+        "curve_split": f"val ({CURVE_SCENES} scenes)",
+        "curve": [{key: round(float(point[key]), 4) for key in keys} for point in run.history.evals],
+    }
+    return ZooResult(model=run.model, builder="seglib.models.unet:UNet", kwargs=dict(MODEL_KWARGS),
+                     evaluator="seglib.imbalance:evaluate_imbalance", metrics=evaluate_imbalance(run.model),
+                     training=training, seed=0)
+
+
+def loss_ce(device: torch.device) -> ZooResult:
+    """Zoo recipe of ``loss_ce``: cross entropy, :data:`ZOO_STEPS` steps."""
+    return _recipe("ce", device)
+
+
+def loss_weighted_ce(device: torch.device) -> ZooResult:
+    """Zoo recipe of ``loss_weighted_ce``: inverse-frequency weighted cross entropy."""
+    return _recipe("weighted_ce", device)
+
+
+def loss_dice(device: torch.device) -> ZooResult:
+    """Zoo recipe of ``loss_dice``: soft Dice loss."""
+    return _recipe("dice", device)
+
+
+def loss_focal(device: torch.device) -> ZooResult:
+    """Zoo recipe of ``loss_focal``: focal loss, gamma 2."""
+    return _recipe("focal", device)
+
+
+def loss_ce_dice(device: torch.device) -> ZooResult:
+    """Zoo recipe of ``loss_ce_dice``: cross entropy + soft Dice."""
+    return _recipe("ce_dice", device)

@@ -1,0 +1,161 @@
+"""A small convolutional autoencoder, and measures of what its reconstructions lose.
+
+==========================  ================================================================
+``ConvAutoencoder``         strided convolutions down to a narrow bottleneck, learned
+                            upsampling back up; trained to reproduce its input
+``reconstruction_batches``  endless ``(images, images)`` pairs of generated scenes
+``band_energy_ratio``       power of the reconstructions over power of the inputs, per
+                            band of spatial frequency (1 = kept, 0 = lost)
+==========================  ================================================================
+
+Shapes: images float ``(B, 3, H, W)`` in [0, 1], ``H`` and ``W`` multiples of
+``2 ** len(widths)``; the code (bottleneck) is ``(B, latent_channels, H / 2**n, W / 2**n)``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from seglib.data.shapes import SceneConfig, scene_stream
+from seglib.models.upsamplers import UPSAMPLING_KINDS, upsample_layer
+
+__all__ = ["ConvAutoencoder", "band_energy_ratio", "reconstruction_batches"]
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def _check_images(name: str, images: object) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
+        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"{name} must be a float tensor of shape (B, C, H, W), got {got}")
+    return images
+
+
+def _norm_relu(channels: int) -> list[nn.Module]:
+    return [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+
+
+class ConvAutoencoder(nn.Module):
+    """Encoder: per entry of ``widths`` a 3x3 convolution with stride 2 (halving H and W), batch norm
+    and ReLU, then a 1x1 convolution down to ``latent_channels``: the bottleneck. Decoder: a 1x1
+    convolution back up, per stage an upsampling layer doubling H and W with batch norm and ReLU,
+    then a 3x3 convolution and a sigmoid.
+
+    Args:
+        widths: channels of the encoder stages (the decoder mirrors them).
+        latent_channels: channels of the bottleneck; with ``n = len(widths)``
+            the code holds ``latent_channels * H * W / 4**n`` numbers.
+        upsampling: the decoder's layer, one of ``UPSAMPLING_KINDS``:
+            ``"transposed"`` uses 4x4 transposed convolutions with stride 2
+            (kernel divisible by the stride), the others resize then apply a 3x3 convolution.
+
+    Shapes: ``(B, 3, H, W)`` -> reconstruction ``(B, 3, H, W)`` in [0, 1].
+    """
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64), latent_channels: int = 8,
+                 upsampling: str = "transposed") -> None:
+        super().__init__()
+        if not isinstance(widths, (tuple, list)) or not widths:
+            raise ValueError(f"widths must be a non-empty sequence of channel counts, got {widths!r}")
+        widths = tuple(_check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
+        _check_positive_int("latent_channels", latent_channels)
+        if upsampling not in UPSAMPLING_KINDS:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING_KINDS}, got {upsampling!r}")
+        self.widths, self.latent_channels = widths, latent_channels
+        encoder: list[nn.Module] = []
+        previous = 3
+        for width in widths:
+            encoder += [nn.Conv2d(previous, width, 3, stride=2, padding=1, bias=False), *_norm_relu(width)]
+            previous = width
+        encoder.append(nn.Conv2d(previous, latent_channels, 1))
+        self.encoder = nn.Sequential(*encoder)
+        kernel_size = 4 if upsampling == "transposed" else 3
+        decoder: list[nn.Module] = [nn.Conv2d(latent_channels, widths[-1], 1, bias=False), *_norm_relu(widths[-1])]
+        for width, next_width in zip(widths[::-1], widths[::-1][1:] + (widths[0],)):
+            decoder += [upsample_layer(upsampling, width, next_width, kernel_size), *_norm_relu(next_width)]
+        decoder += [nn.Conv2d(widths[0], 3, 3, padding=1), nn.Sigmoid()]
+        self.decoder = nn.Sequential(*decoder)
+
+    @property
+    def stride(self) -> int:
+        """Downsampling factor from the image to the code, ``2 ** len(widths)``."""
+        return 2 ** len(self.widths)
+
+    def code_size(self, height: int, width: int) -> int:
+        """Numbers in the code of one ``height x width`` image."""
+        return self.latent_channels * (height // self.stride) * (width // self.stride)
+
+    def _check_input(self, x: object) -> torch.Tensor:
+        x = _check_images("x", x)
+        if x.shape[1] != 3 or x.shape[-2] % self.stride or x.shape[-1] % self.stride:
+            raise ValueError(f"x must have shape (B, 3, H, W) with H and W multiples of {self.stride}, "
+                             f"got {tuple(x.shape)}")
+        return x
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` -> code ``(B, latent_channels, H / stride, W / stride)``."""
+        return self.encoder(self._check_input(x))
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """Code ``(B, latent_channels, h, w)`` -> images ``(B, 3, h * stride, w * stride)`` in [0, 1]."""
+        code = _check_images("code", code)
+        if code.shape[1] != self.latent_channels:
+            raise ValueError(f"code must have {self.latent_channels} channels, got shape {tuple(code.shape)}")
+        return self.decoder(code)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def reconstruction_batches(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
+                           device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless ``(images, images)`` pairs ``(B, 3, H, W)``: the target of a reconstruction is its input."""
+    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
+        yield scenes.images, scenes.images
+
+
+def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
+                      bands: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much of the inputs' power at each spatial frequency the reconstructions keep.
+
+    Both stacks lose their per-channel mean, go through a 2-D FFT, and their
+    power is summed over rings of radial frequency (in cycles per pixel,
+    ``0`` to ``0.5``; the corners beyond 0.5 join the last ring).
+
+    Args:
+        reconstructions, images: float ``(B, C, H, W)`` of the same shape.
+        bands: number of rings.
+
+    Returns:
+        ``(centres, ratio)``, both float ``(bands,)``: the ring centres in
+        cycles per pixel and the summed power of ``reconstructions`` over that
+        of ``images`` in each ring.
+    """
+    _check_images("reconstructions", reconstructions)
+    _check_images("images", images)
+    if reconstructions.shape != images.shape:
+        raise ValueError(f"reconstructions must have the shape of images {tuple(images.shape)}, "
+                         f"got {tuple(reconstructions.shape)}")
+    _check_positive_int("bands", bands)
+    height, width = images.shape[-2:]
+    fy = torch.fft.fftfreq(height, device=images.device).view(-1, 1)
+    fx = torch.fft.fftfreq(width, device=images.device).view(1, -1)
+    ring = ((fy**2 + fx**2).sqrt() / 0.5 * bands).long().clamp(max=bands - 1).flatten()
+
+    def ring_power(stack: torch.Tensor) -> torch.Tensor:
+        stack = stack.detach().double()
+        power = torch.fft.fft2(stack - stack.mean(dim=(-2, -1), keepdim=True)).abs().pow(2)
+        return torch.zeros(bands, dtype=torch.float64, device=stack.device).index_add_(
+            0, ring, power.sum(dim=(0, 1)).flatten())
+
+    centres = (torch.arange(bands, dtype=torch.float64) + 0.5) * 0.5 / bands
+    return centres.float(), (ring_power(reconstructions) / ring_power(images).clamp_min(1e-30)).float().cpu()

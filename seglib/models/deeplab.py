@@ -1,0 +1,231 @@
+"""A small DeepLabv3 (Chen et al., 2017): atrous residual backbone, ASPP, and head.
+
+DeepLab keeps the feature maps large by replacing the last strides of the
+backbone with *atrous* (dilated) convolutions: a 3x3 kernel with dilation
+``d`` samples the input ``d`` pixels apart, so it sees a ``(2d + 1) x (2d + 1)``
+window with nine weights, and the receptive field keeps growing without
+downsampling. *Atrous Spatial Pyramid Pooling* (ASPP) then looks at the same
+map with several dilation rates in parallel, plus a global average (image
+pooling), and merges them with a 1x1 convolution.
+
+Shapes for ``DeepLab(num_classes=5)`` (``widths=(16, 32, 64, 128)``,
+``output_stride=8``) on images ``(B, 3, 64, 64)``::
+
+    stem    3x3 conv, stride 2                      (B, 16, 32, 32)
+    layer1  residual block                          (B, 16, 32, 32)
+    layer2  residual block, stride 2                (B, 32, 16, 16)
+    layer3  residual block, stride 2                (B, 64,  8,  8)
+    layer4  residual block, dilation 2 (no stride)  (B, 128, 8,  8)
+    ASPP    1x1 + 3x3 at rates 1, 2, 3 + pooling    (B, 64,  8,  8)
+    head    3x3 conv, 1x1 classifier                (B, 5,   8,  8)
+    output  bilinear upsampling x8                  (B, 5,  64, 64)
+
+With ``output_stride=16`` layer4 has stride 2 instead (features 4 x 4).
+
+:func:`empirical_receptive_field` measures which input pixels one output
+pixel depends on, by back-propagating from that pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seglib.models.unet import ConvBlock
+
+__all__ = ["ASPP", "AtrousBackbone", "DeepLab", "empirical_receptive_field"]
+
+OUTPUT_STRIDES = (4, 8, 16)
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def _check_ints(name: str, values: object, length: int | None = None) -> tuple[int, ...]:
+    if not isinstance(values, (tuple, list)) or not values or (length is not None and len(values) != length):
+        size = f"{length} " if length is not None else "a non-empty sequence of "
+        raise ValueError(f"{name} must be {size}positive ints, got {values!r}")
+    return tuple(_check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1,
+                  stride: int = 1) -> nn.Sequential:
+    padding = dilation * (kernel_size - 1) // 2
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                                   dilation=dilation, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class AtrousBackbone(nn.Module):
+    """A small ResNet whose strides beyond ``output_stride`` become dilations.
+
+    A stride-2 stem, then four residual blocks (:class:`~seglib.models.unet.ConvBlock`)
+    with nominal strides 1, 2, 2, 2, i.e. overall strides 2, 4, 8, 16. Once
+    the overall stride reaches ``output_stride``, each further stride-2 block
+    keeps stride 1 and doubles the dilation instead, as DeepLab does.
+
+    Args:
+        widths: channels of the four blocks (the stem has ``widths[0]``).
+        output_stride: 4, 8 or 16, input size / feature size.
+        in_channels: channels of the images.
+
+    Shapes: ``(B, in_channels, H, W)`` -> ``(B, widths[3], ceil(H / os), ceil(W / os))``.
+
+    Attributes:
+        strides, dilations: per block, what was used (for inspection).
+    """
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), output_stride: int = 8, in_channels: int = 3):
+        super().__init__()
+        widths = _check_ints("widths", widths, 4)
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
+        _check_positive_int("in_channels", in_channels)
+        self.output_stride = output_stride
+        self.stem = _conv_bn_relu(in_channels, widths[0], 3, stride=2)
+        stride_now, dilation = 2, 1
+        self.strides, self.dilations = [], []
+        blocks = []
+        for i, nominal in enumerate((1, 2, 2, 2)):
+            stride = nominal
+            if nominal > 1 and stride_now >= output_stride:
+                stride, dilation = 1, dilation * nominal
+            stride_now *= stride
+            self.strides.append(stride)
+            self.dilations.append(dilation)
+            blocks.append(ConvBlock(widths[i - 1] if i else widths[0], widths[i], "same", residual=True,
+                                    stride=stride, dilation=dilation))
+        self.layers = nn.Sequential(*blocks)
+        self.out_channels = widths[3]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.stem(x))
+
+
+class ASPP(nn.Module):
+    """Atrous Spatial Pyramid Pooling: parallel views of one map at several rates.
+
+    Branches (each ``out_channels`` wide, with batch norm and ReLU): a 1x1
+    convolution, one 3x3 convolution per dilation rate in ``rates``, and
+    image pooling (global average, 1x1 convolution, broadcast back). They are
+    concatenated and projected to ``out_channels`` by a 1x1 convolution.
+
+    Args:
+        in_channels, out_channels: channels in and out.
+        rates: dilation rates of the 3x3 branches. Choose them for the size of
+            the feature map: a rate close to the map's side mostly samples the
+            zero padding, and the 3x3 branch degenerates into a 1x1 one.
+
+    Shapes: ``(B, in_channels, h, w)`` -> ``(B, out_channels, h, w)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 64, rates: Sequence[int] = (1, 2, 3)):
+        super().__init__()
+        _check_positive_int("in_channels", in_channels)
+        _check_positive_int("out_channels", out_channels)
+        self.rates = _check_ints("rates", rates)
+        self.branches = nn.ModuleList([_conv_bn_relu(in_channels, out_channels, 1)] +
+                                      [_conv_bn_relu(in_channels, out_channels, 3, rate) for rate in self.rates])
+        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                                     nn.ReLU(inplace=True))
+        self.project = _conv_bn_relu(out_channels * (len(self.rates) + 2), out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = [branch(x) for branch in self.branches]
+        views.append(self.pooling(x).expand(-1, -1, *x.shape[-2:]))
+        return self.project(torch.cat(views, dim=1))
+
+
+class DeepLab(nn.Module):
+    """DeepLabv3-style network: :class:`AtrousBackbone`, :class:`ASPP`, a small head, bilinear upsampling.
+
+    Args:
+        num_classes: C.
+        widths: channels of the backbone's four blocks.
+        output_stride: 4, 8 or 16.
+        rates: ASPP dilation rates.
+        aspp_channels: channels of ASPP and the head.
+        in_channels: channels of the images.
+
+    Shapes: images ``(B, in_channels, H, W)`` -> logits ``(B, C, H, W)``
+    (any ``H, W``; the logits are computed at ``1 / output_stride`` and upsampled).
+    """
+
+    def __init__(self, num_classes: int = 5, widths: Sequence[int] = (16, 32, 64, 128), output_stride: int = 8,
+                 rates: Sequence[int] = (1, 2, 3), aspp_channels: int = 64, in_channels: int = 3):
+        super().__init__()
+        _check_positive_int("num_classes", num_classes)
+        self.num_classes, self.in_channels = num_classes, in_channels
+        self.backbone = AtrousBackbone(widths, output_stride, in_channels)
+        self.aspp = ASPP(self.backbone.out_channels, aspp_channels, rates)
+        self.head = nn.Sequential(_conv_bn_relu(aspp_channels, aspp_channels, 3),
+                                  nn.Conv2d(aspp_channels, num_classes, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"x must be a float tensor (B,{self.in_channels},H,W), got {got}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have shape (B,{self.in_channels},H,W), got {tuple(x.shape)}")
+        logits = self.head(self.aspp(self.backbone(x)))
+        return F.interpolate(logits, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+
+
+def empirical_receptive_field(model: nn.Module, input_size: int = 65, in_channels: int = 3,
+                              position: tuple[int, int] | None = None, seed: int = 0) -> tuple[int, int]:
+    """Height and width of the input window that one output pixel depends on, found by back-propagation.
+
+    A random input ``(1, in_channels, input_size, input_size)`` goes through
+    ``model`` (in eval mode, so batch norm uses its running statistics); the
+    sum over channels of the output at ``position`` is back-propagated, and
+    the bounding box of the input pixels with a non-zero gradient is measured.
+    The result is capped by ``input_size``: choose it larger than the field
+    you expect (a global pooling layer makes the field the whole input).
+
+    Args:
+        model: maps ``(1, in_channels, S, S)`` to ``(1, C, S', S')``; a dict
+            output uses its ``"out"``.
+        input_size: side of the square input.
+        in_channels: channels of the input.
+        position: ``(row, column)`` of the output pixel; default its centre.
+        seed: seed of the random input.
+
+    Returns:
+        ``(height, width)`` of the receptive field in input pixels.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_positive_int("input_size", input_size)
+    _check_positive_int("in_channels", in_channels)
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, in_channels, input_size, input_size, generator=generator).to(device).requires_grad_(True)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(x)
+    finally:
+        model.train(was_training)
+    if isinstance(out, dict):
+        out = out["out"]
+    if out.dim() != 4:
+        raise ValueError(f"model must return (1,C,H,W) maps, got shape {tuple(out.shape)}")
+    rows, cols = out.shape[-2:]
+    row, col = position if position is not None else (rows // 2, cols // 2)
+    if not (0 <= row < rows and 0 <= col < cols):
+        raise ValueError(f"position must lie in the {rows}x{cols} output, got {(row, col)}")
+    out[0, :, row, col].sum().backward()
+    touched = x.grad[0].abs().sum(dim=0) > 0
+    if not bool(touched.any()):
+        return 0, 0
+    ys, xs = touched.any(dim=1).nonzero(), touched.any(dim=0).nonzero()
+    return int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)

@@ -1,0 +1,513 @@
+"""Fully convolutional networks (Long, Shelhamer and Darrell, CVPR 2015), small.
+
+The pieces, in the order notebook 02 uses them:
+
+=========================  ===================================================
+``Encoder``                plain VGG-like stages (convolutions, then a 2x2 max-pool);
+                           stage ``i`` has stride ``2**(i+1)``
+``PatchClassifier``        an encoder and a fully connected head: one class per patch
+``conv_from_linear``       a ``Linear`` layer reading a ``(C, k, k)`` map as a ``k x k`` conv
+``convolutionalize``       the classifier as a fully convolutional net: dense class scores
+``bilinear_kernel``        the ``(k, k)`` kernel of bilinear upsampling by a factor
+``bilinear_upsampler``     a ``ConvTranspose2d`` initialised to bilinear interpolation
+``FCN``                    FCN-32s, FCN-16s or FCN-8s on one shared encoder
+``sliding_window_scores``  the naive alternative: the classifier on a window per pixel
+``receptive_field``        receptive field and stride of a chain of convs and pools
+``forward_flops``          floating-point operations of one forward pass
+``activation_bytes``       memory of the activations of one forward pass
+``full_resolution_cost``   the other naive alternative: stride-1 convolutions only
+=========================  ===================================================
+
+Shapes: images float ``(B, 3, H, W)``; logits float ``(B, K, H, W)`` (no softmax).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = [
+    "FCN",
+    "VARIANTS",
+    "Encoder",
+    "PatchClassifier",
+    "activation_bytes",
+    "bilinear_kernel",
+    "bilinear_upsampler",
+    "build_fcn",
+    "conv_from_linear",
+    "convolutionalize",
+    "forward_flops",
+    "full_resolution_cost",
+    "receptive_field",
+    "sliding_window_scores",
+]
+
+#: FCN variant -> output strides whose class scores are summed (coarsest first).
+VARIANTS: dict[str, tuple[int, ...]] = {"32s": (32,), "16s": (32, 16), "8s": (32, 16, 8)}
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def _check_widths(widths: object, minimum_stages: int) -> tuple[int, ...]:
+    if not isinstance(widths, (tuple, list)) or len(widths) < minimum_stages:
+        raise ValueError(f"widths must be a sequence of at least {minimum_stages} channel counts, got {widths!r}")
+    return tuple(_check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
+
+
+def _check_images(x: object, name: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor (B,3,H,W), got "
+                        f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (B,3,H,W), got {tuple(x.shape)}")
+    return x
+
+
+class Encoder(nn.Sequential):
+    """VGG-like encoder: per stage, ``convs`` x (3x3 conv, batch norm, ReLU), then a 2x2 max-pool.
+
+    Stage ``i`` (0-based) halves the resolution, so its output has stride
+    ``2**(i+1)`` and ``widths[i]`` channels. Called as a module it returns the
+    last stage's map ``(B, widths[-1], H / 2**n, W / 2**n)``; :meth:`stages`
+    returns every stage's output, which is what skip connections read.
+
+    Args:
+        widths: channels of each stage, e.g. ``(16, 32, 64, 128, 128)``.
+        convs: convolutions per stage.
+        in_channels: channels of the input image.
+    """
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128, 128), convs: int = 2, in_channels: int = 3):
+        widths = _check_widths(widths, 1)
+        _check_positive_int("convs", convs)
+        _check_positive_int("in_channels", in_channels)
+        stages = []
+        previous = in_channels
+        for width in widths:
+            layers: list[nn.Module] = []
+            for _ in range(convs):
+                layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                           nn.ReLU(inplace=True)]
+                previous = width
+            layers.append(nn.MaxPool2d(2))
+            stages.append(nn.Sequential(*layers))
+        super().__init__(*stages)
+        self.widths = widths
+
+    @property
+    def stride(self) -> int:
+        """Total downsampling factor, ``2 ** len(widths)``."""
+        return 2 ** len(self.widths)
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of every stage for images ``(B, C, H, W)``: stage ``i`` is ``(B, widths[i], H/2**(i+1), W/2**(i+1))``."""
+        outputs = []
+        for stage in self:
+            x = stage(x)
+            outputs.append(x)
+        return outputs
+
+
+class PatchClassifier(nn.Module):
+    """A small image classifier: :class:`Encoder`, then a fully connected head.
+
+    ``patch_size x patch_size`` patches go through the encoder to a
+    ``(C, k, k)`` map with ``k = patch_size / encoder.stride``, which is
+    flattened and fed to ``Linear(C*k*k, hidden) -> ReLU -> Linear(hidden, num_classes)``.
+
+    Args:
+        num_classes: K.
+        patch_size: side of the input patches; a multiple of ``2 ** len(widths)``.
+        widths: channels of the encoder stages.
+        hidden: width of the hidden fully connected layer.
+
+    Shapes: ``(B, 3, patch_size, patch_size)`` -> logits ``(B, K)``.
+    """
+
+    def __init__(self, num_classes: int = 5, patch_size: int = 32, widths: Sequence[int] = (16, 32, 64),
+                 hidden: int = 128):
+        super().__init__()
+        _check_positive_int("num_classes", num_classes)
+        _check_positive_int("patch_size", patch_size)
+        _check_positive_int("hidden", hidden)
+        self.encoder = Encoder(widths)
+        if patch_size % self.encoder.stride:
+            raise ValueError(f"patch_size must be a multiple of the encoder stride {self.encoder.stride}, "
+                             f"got {patch_size}")
+        self.patch_size = patch_size
+        self.feature_size = patch_size // self.encoder.stride
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(self.encoder.widths[-1] * self.feature_size**2, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images(x)
+        if tuple(x.shape[2:]) != (self.patch_size, self.patch_size):
+            raise ValueError(f"x must hold {self.patch_size}x{self.patch_size} patches (the fully connected head "
+                             f"fixes the input size), got {tuple(x.shape[2:])}; convolutionalize() the "
+                             "classifier to run it on larger images")
+        return self.head(self.encoder(x))
+
+
+def conv_from_linear(linear: nn.Linear, in_channels: int, kernel_size: int) -> nn.Conv2d:
+    """The convolution that computes ``linear`` on every ``kernel_size x kernel_size`` window.
+
+    ``linear`` reads a flattened ``(in_channels, k, k)`` map (``nn.Flatten``
+    order: channel, then row, then column). Its weight ``(out, C*k*k)``
+    reshaped to ``(out, C, k, k)`` is a convolution kernel; on a ``(C, k, k)``
+    input the convolution gives the linear layer's output as a ``(out, 1, 1)``
+    map, and on a larger input one output per window (stride 1). Use
+    ``kernel_size=1`` for layers that follow the first fully connected one.
+
+    Args:
+        linear: the fully connected layer, ``in_features == in_channels * kernel_size**2``.
+        in_channels: C.
+        kernel_size: k.
+
+    Returns:
+        A new ``nn.Conv2d(in_channels, out_features, kernel_size)`` holding
+        copies of the weights (and bias), on ``linear``'s device and dtype.
+    """
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
+    _check_positive_int("in_channels", in_channels)
+    _check_positive_int("kernel_size", kernel_size)
+    if linear.in_features != in_channels * kernel_size**2:
+        raise ValueError(f"linear.in_features must be in_channels * kernel_size**2 = {in_channels} * "
+                         f"{kernel_size}**2 = {in_channels * kernel_size**2}, got {linear.in_features}")
+    weight = linear.weight
+    conv = nn.Conv2d(in_channels, linear.out_features, kernel_size, bias=linear.bias is not None,
+                     device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight.view(linear.out_features, in_channels, kernel_size, kernel_size))
+        if linear.bias is not None:
+            conv.bias.copy_(linear.bias)
+    return conv
+
+
+def convolutionalize(classifier: PatchClassifier) -> nn.Sequential:
+    """The classifier with its fully connected layers turned into convolutions.
+
+    The first ``Linear`` becomes a ``k x k`` convolution (``k`` = the
+    encoder's output size on a patch), the others ``1 x 1`` convolutions; the
+    encoder is shared (not copied). On a patch the result gives the
+    classifier's scores as a ``(B, K, 1, 1)`` map; on an ``H x W`` image it
+    gives a dense score map ``(B, K, H/s - k + 1, W/s - k + 1)`` (``s`` the
+    encoder stride): the scores of every ``patch_size`` window at stride ``s``,
+    computed in one pass that shares the encoder's work between windows.
+
+    Args:
+        classifier: a :class:`PatchClassifier`.
+
+    Returns:
+        ``nn.Sequential(encoder, conv k x k, ReLU, conv 1 x 1)``.
+    """
+    if not isinstance(classifier, PatchClassifier):
+        raise TypeError(f"classifier must be a PatchClassifier, got {type(classifier).__name__}")
+    layers: list[nn.Module] = [classifier.encoder]
+    channels, kernel = classifier.encoder.widths[-1], classifier.feature_size
+    for layer in classifier.head:
+        if isinstance(layer, nn.Flatten):
+            continue
+        if isinstance(layer, nn.Linear):
+            layers.append(conv_from_linear(layer, channels, kernel))
+            channels, kernel = layer.out_features, 1
+        else:
+            layers.append(layer)
+    return nn.Sequential(*layers)
+
+
+def bilinear_kernel(factor: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The 2-D kernel with which a transposed convolution upsamples bilinearly.
+
+    Size ``k = 2 * factor - factor % 2``, centre ``c = (k - 1) / 2``; entry
+    ``(i, j)`` is ``(1 - |i - c| / factor) * (1 - |j - c| / factor)``: a
+    tent of radius ``factor`` in each direction. Used in
+    ``ConvTranspose2d(kernel_size=k, stride=factor, padding=(factor - factor % 2) // 2)``
+    it reproduces ``F.interpolate(scale_factor=factor, mode="bilinear",
+    align_corners=False)`` away from the image border (within ``factor``
+    pixels of it the convolution sees zeros where interpolation repeats the
+    edge).
+
+    Args:
+        factor: upsampling factor, a positive int.
+        dtype: floating dtype of the result.
+
+    Returns:
+        ``(k, k)`` tensor.
+    """
+    _check_positive_int("factor", factor)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    size = 2 * factor - factor % 2
+    centre = (size - 1) / 2
+    tent = 1 - (torch.arange(size, dtype=torch.float64) - centre).abs() / factor
+    return torch.outer(tent, tent).to(dtype)
+
+
+def bilinear_upsampler(channels: int, factor: int, bias: bool = False) -> nn.ConvTranspose2d:
+    """A ``ConvTranspose2d`` that upsamples ``(B, C, H, W)`` to ``(B, C, factor*H, factor*W)``, initialised bilinear.
+
+    Channel ``c`` of the output starts as the bilinear interpolation of input
+    channel ``c`` (the kernel of :func:`bilinear_kernel` on the diagonal, zeros
+    elsewhere); the weights stay learnable, as in the FCN paper.
+
+    Args:
+        channels: C (input and output).
+        factor: upsampling factor.
+        bias: add a learnable bias (initialised to 0).
+    """
+    _check_positive_int("channels", channels)
+    kernel = bilinear_kernel(factor)
+    layer = nn.ConvTranspose2d(channels, channels, kernel.shape[0], stride=factor,
+                               padding=(factor - factor % 2) // 2, bias=bias)
+    with torch.no_grad():
+        layer.weight.zero_()
+        index = torch.arange(channels)
+        layer.weight[index, index] = kernel
+        if bias:
+            layer.bias.zero_()
+    return layer
+
+
+class FCN(nn.Module):
+    """FCN-32s, FCN-16s or FCN-8s: a fully convolutional network with summed skips.
+
+    A five-stage :class:`Encoder` (strides 2 to 32) is followed by the
+    convolutionalized classifier head of the paper (a 3x3 and a 1x1
+    convolution with ReLUs, the "fc6" and "fc7" of VGG made convolutional) and
+    a 1x1 convolution giving class scores at stride 32. Then, by ``variant``:
+
+    * ``"32s"``: the stride-32 scores are upsampled 32x in one step;
+    * ``"16s"``: they are upsampled 2x and summed with scores computed from
+      stage 4 (stride 16), then the sum is upsampled 16x;
+    * ``"8s"``: as 16s, then upsampled 2x again and summed with scores from
+      stage 3 (stride 8), then upsampled 8x.
+
+    Every upsampling is a transposed convolution initialised to bilinear
+    interpolation (:func:`bilinear_upsampler`); the skip score layers start at
+    zero, so at initialisation every variant predicts the same as FCN-32s.
+
+    Args:
+        num_classes: K.
+        variant: ``"32s"``, ``"16s"`` or ``"8s"``.
+        widths: channels of the five encoder stages.
+        head_width: channels of the convolutionalized head.
+
+    Shapes: images ``(B, 3, H, W)`` with ``H`` and ``W`` multiples of 32 ->
+    logits ``(B, K, H, W)``.
+    """
+
+    def __init__(self, num_classes: int = 5, variant: str = "8s", widths: Sequence[int] = (16, 32, 64, 128, 128),
+                 head_width: int = 128):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+        _check_positive_int("num_classes", num_classes)
+        _check_positive_int("head_width", head_width)
+        widths = _check_widths(widths, 5)
+        if len(widths) != 5:
+            raise ValueError(f"widths must name 5 stages (strides 2 to 32), got {len(widths)}: {widths!r}")
+        self.variant = variant
+        self.num_classes = num_classes
+        self.encoder = Encoder(widths)
+        self.head = nn.Sequential(
+            nn.Conv2d(widths[4], head_width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(head_width, head_width, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(head_width, num_classes, 1),
+        )
+        strides = VARIANTS[variant]
+        # Skip scores from stage 4 (stride 16) and stage 3 (stride 8), zero at the start.
+        self.skip_scores = nn.ModuleDict({
+            str(stride): nn.Conv2d(widths[int(math.log2(stride)) - 1], num_classes, 1) for stride in strides[1:]
+        })
+        for layer in self.skip_scores.values():
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.up2 = nn.ModuleList(bilinear_upsampler(num_classes, 2) for _ in strides[1:])
+        self.final_up = bilinear_upsampler(num_classes, strides[-1])
+
+    @property
+    def output_stride(self) -> int:
+        """Stride of the finest score map before the last upsampling: 32, 16 or 8."""
+        return VARIANTS[self.variant][-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images(x)
+        if x.shape[2] % 32 or x.shape[3] % 32:
+            raise ValueError(f"x must have a height and width that are multiples of 32, got {tuple(x.shape[2:])}")
+        features = self.encoder.stages(x)
+        scores = self.head(features[4])
+        for stride, up in zip(VARIANTS[self.variant][1:], self.up2):
+            scores = up(scores) + self.skip_scores[str(stride)](features[int(math.log2(stride)) - 1])
+        return self.final_up(scores)
+
+
+def build_fcn(variant: str = "8s", num_classes: int = 5, widths: Sequence[int] = (16, 32, 64, 128, 128),
+              head_width: int = 128) -> FCN:
+    """An :class:`FCN` (the builder the model zoo records)."""
+    return FCN(num_classes=num_classes, variant=variant, widths=tuple(widths), head_width=head_width)
+
+
+def receptive_field(module: nn.Module) -> tuple[int, int]:
+    """Receptive field and stride (in input pixels) of a chain of convolutions and pools.
+
+    Walks ``module.modules()`` in registration order and treats every
+    ``Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` as one layer of a plain chain
+    (true for :class:`Encoder` and for :func:`convolutionalize`'s output, not
+    for networks with skips). With kernel ``k``, stride ``s`` and dilation
+    ``d``: ``rf += (k - 1) * d * jump``, then ``jump *= s``.
+
+    Returns:
+        ``(rf, jump)``: one output pixel sees an ``rf x rf`` window of the
+        input, and neighbouring outputs are ``jump`` pixels apart.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    rf, jump, layers = 1, 1, 0
+    for layer in module.modules():
+        if not isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            continue
+        kernel, stride = layer.kernel_size, layer.stride
+        dilation = getattr(layer, "dilation", 1)
+        kernel, stride, dilation = (v[0] if isinstance(v, tuple) else v for v in (kernel, stride, dilation))
+        rf += (kernel - 1) * dilation * jump
+        jump *= stride
+        layers += 1
+    if layers == 0:
+        raise ValueError("module must contain at least one Conv2d, MaxPool2d or AvgPool2d layer")
+    return rf, jump
+
+
+def sliding_window_scores(classifier: PatchClassifier, image: torch.Tensor, stride: int = 1,
+                          batch_size: int = 1024) -> torch.Tensor:
+    """Classify a window around every ``stride``-th pixel of one image, one window at a time.
+
+    The naive way to segment with a classifier. The image is padded by
+    repeating its edge pixels so that every pixel ``(i, j)`` with ``i`` and
+    ``j`` multiples of ``stride`` gets the ``P x P`` window whose top-left
+    corner is ``(i - P//2, j - P//2)`` (``P = classifier.patch_size``). The
+    windows go through the classifier in batches of ``batch_size`` (each
+    window is a separate forward pass; batching only saves Python overhead).
+
+    Args:
+        classifier: a :class:`PatchClassifier` (in eval mode for deterministic scores).
+        image: float ``(3, H, W)``.
+        stride: distance between the classified pixels.
+        batch_size: windows per call of the classifier.
+
+    Returns:
+        Scores ``(K, ceil(H / stride), ceil(W / stride))`` on the classifier's device.
+    """
+    if not isinstance(classifier, PatchClassifier):
+        raise TypeError(f"classifier must be a PatchClassifier, got {type(classifier).__name__}")
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        raise ValueError(f"image must be a tensor (3,H,W), got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    _check_images(image.unsqueeze(0), "image")
+    _check_positive_int("stride", stride)
+    _check_positive_int("batch_size", batch_size)
+    size = classifier.patch_size
+    before, after = size // 2, size - 1 - size // 2
+    device = next(classifier.parameters()).device
+    padded = F.pad(image.to(device).unsqueeze(0), (before, after, before, after), mode="replicate")
+    windows = F.unfold(padded, size, stride=stride)  # (1, 3*P*P, L)
+    windows = windows.squeeze(0).T.reshape(-1, 3, size, size)
+    with torch.no_grad():
+        scores = torch.cat([classifier(windows[start:start + batch_size])
+                            for start in range(0, windows.shape[0], batch_size)])
+    rows, cols = -(-image.shape[1] // stride), -(-image.shape[2] // stride)
+    return scores.T.reshape(-1, rows, cols)
+
+
+def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """Floating-point operations of ``model(x)`` (a multiply-add counts 2), by ``torch.utils.flop_counter``.
+
+    Only matrix products and convolutions are counted (the operations that
+    dominate); the model runs once under ``torch.no_grad``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the outputs of every leaf module in ``model(x)``: the activations training keeps.
+
+    Counts each output tensor of a module without children once (an in-place
+    ReLU counts like any other layer, so this is an upper bound). Run it on
+    the ``meta`` device to size networks too large to execute.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def full_resolution_cost(side: int, channels: int = 64, kernel_size: int = 3) -> dict[str, float]:
+    """What segmenting with stride-1 convolutions only would cost, computed.
+
+    The network keeps the input resolution: ``L`` "same" convolutions of
+    ``kernel_size`` with ``channels`` channels, each followed by a ReLU, deep
+    enough that an output pixel sees the whole ``side x side`` image
+    (receptive field ``1 + L (k - 1) >= side``).
+
+    Args:
+        side: image side in pixels (>= 2).
+        channels: C, the width of every layer.
+        kernel_size: k (>= 2).
+
+    Returns:
+        ``layers`` L, ``receptive_field``, ``gflops`` of one forward pass of an
+        RGB image (multiply-add = 2), and ``activation_mb``, the float32
+        outputs of the L convolutions and L ReLUs (as :func:`activation_bytes`
+        counts them), in MiB.
+    """
+    _check_positive_int("side", side)
+    _check_positive_int("channels", channels)
+    _check_positive_int("kernel_size", kernel_size)
+    if side < 2 or kernel_size < 2:
+        raise ValueError(f"side and kernel_size must be at least 2, got side={side}, kernel_size={kernel_size}")
+    layers = math.ceil((side - 1) / (kernel_size - 1))
+    pixels = side * side
+    flops = 2 * kernel_size**2 * pixels * channels * (3 + (layers - 1) * channels)
+    return {
+        "layers": layers,
+        "receptive_field": 1 + layers * (kernel_size - 1),
+        "gflops": flops / 1e9,
+        "activation_mb": 2 * layers * channels * pixels * 4 / 2**20,
+    }

@@ -1,0 +1,157 @@
+"""A small Segment Anything: image encoder, prompt encoder, mask decoder.
+
+The split of responsibilities is SAM's: ``encode`` runs the heavy image
+encoder once per image; ``decode`` runs the light prompt encoder and mask
+decoder for each prompt set, and is cheap enough to follow a user's clicks.
+
+Shapes for 64 x 64 images and the default ``embed_dim`` D = 64:
+
+=====================  ====================================================
+image                  float ``(B, 3, 64, 64)`` in [0, 1]
+image embedding        float ``(B, D, 16, 16)`` (+ high-res ``(B, 32, 32, 32)``, ``(B, 16, 64, 64)``)
+sparse prompt tokens   float ``(B, N, D)`` (one per point, two per box)
+dense prompt           float ``(B, D, 16, 16)`` (mask prompt or "no mask")
+mask logits            float ``(B, 4, 64, 64)``: token 0 for unambiguous
+                       prompts, tokens 1-3 for the answers of an ambiguous one
+IoU predictions        float ``(B, 4)``
+=====================  ====================================================
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seglib.models.promptable.image_encoder import ImageEncoder, ImageFeatures
+from seglib.models.promptable.mask_decoder import MaskDecoder
+from seglib.models.promptable.prompt_encoder import PromptEncoder
+
+
+class SmallSam(nn.Module):
+    """The three parts of a promptable segmentation model, SAM's way.
+
+    Args:
+        image_encoder: images to :class:`ImageFeatures`.
+        prompt_encoder: prompts to sparse tokens and a dense embedding.
+        mask_decoder: both to 4 mask logits and 4 predicted IoUs.
+    """
+
+    def __init__(self, image_encoder: ImageEncoder, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square images the model takes."""
+        return self.image_encoder.image_size
+
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        """The heavy part: images float ``(B, 3, H, W)`` in [0, 1] to :class:`ImageFeatures`."""
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+            raise TypeError(f"images must be a float tensor (B,3,H,W) in [0,1], got "
+                            f"{images.dtype if isinstance(images, torch.Tensor) else type(images).__name__}")
+        return self.image_encoder(images)
+
+    def decode_all(self, features: ImageFeatures, points: torch.Tensor | None = None,
+                   labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
+                   mask_inputs: torch.Tensor | None = None, mask_valid: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The light part, all four outputs: one prompt set per row of ``features``.
+
+        Args:
+            features: :class:`ImageFeatures` with batch B (use ``features.expand``
+                for several prompt sets per image).
+            points: float ``(B, N, 2)`` ``(x, y)`` pixels; labels int64 ``(B, N)``
+                1 foreground, 0 background, -1 padding.
+            boxes: float ``(B, 4)`` xyxy pixels.
+            mask_inputs: float ``(B, 1, H, W)`` logits of an earlier prediction.
+            mask_valid: bool ``(B,)`` rows of ``mask_inputs`` to use.
+
+        Returns:
+            Mask logits float ``(B, 4, H, W)`` and predicted IoU float ``(B, 4)``.
+        """
+        sparse, dense = self.prompt_encoder(points, labels, boxes, mask_inputs, mask_valid)
+        return self.mask_decoder(features.embedding, self.prompt_encoder.get_dense_pe(), sparse, dense,
+                                 features.high_res)
+
+    def decode(self, features: ImageFeatures, points: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+               boxes: torch.Tensor | None = None, mask_inputs: torch.Tensor | None = None,
+               multimask_output: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`decode_all`, keeping SAM's outputs: 3 masks if ``multimask_output`` else 1.
+
+        Returns:
+            Mask logits float ``(B, C, H, W)`` and predicted IoU float ``(B, C)``
+            with ``C = 3`` or ``1``.
+        """
+        masks, iou = self.decode_all(features, points, labels, boxes, mask_inputs)
+        keep = slice(1, None) if multimask_output else slice(0, 1)
+        return masks[:, keep], iou[:, keep]
+
+    def forward(self, images: torch.Tensor, points: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                boxes: torch.Tensor | None = None, mask_inputs: torch.Tensor | None = None,
+                multimask_output: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode and decode in one call, one prompt set per image (see :meth:`decode`)."""
+        return self.decode(self.encode(images), points, labels, boxes, mask_inputs, multimask_output)
+
+
+def build_small_sam(image_size: int = 64, embed_dim: int = 64, widths: tuple[int, int, int] = (16, 32, 64),
+                    encoder_depth: int = 2, decoder_depth: int = 2, heads: int = 4, mlp_dim: int = 128,
+                    dense_points: bool = True) -> SmallSam:
+    """A :class:`SmallSam` for square images of side ``image_size`` (a multiple of 4).
+
+    The zoo entry ``promptable`` is built with this function.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8 or image_size % 4:
+        raise ValueError(f"image_size must be an int multiple of 4, at least 8, got {image_size!r}")
+    widths = tuple(widths)
+    return SmallSam(
+        ImageEncoder(embed_dim, widths, encoder_depth, heads, image_size),
+        PromptEncoder(embed_dim, image_size, image_size // 4, dense_points=dense_points),
+        MaskDecoder(embed_dim, (widths[1], widths[0]), depth=decoder_depth, heads=heads, mlp_dim=mlp_dim),
+    )
+
+
+def select_best_mask(masks: torch.Tensor, iou_predictions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick, for each prompt, the candidate mask with the highest predicted IoU.
+
+    Args:
+        masks: ``(B, C, H, W)`` candidate masks (bool or logits).
+        iou_predictions: float ``(B, C)``.
+
+    Returns:
+        ``(best, index)``: the chosen masks ``(B, H, W)`` (same dtype as
+        ``masks``) and their indices int64 ``(B,)``.
+    """
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 4:
+        raise ValueError(f"masks must be a tensor (B,C,H,W), got "
+                         f"{tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__}")
+    if not isinstance(iou_predictions, torch.Tensor) or tuple(iou_predictions.shape) != tuple(masks.shape[:2]):
+        got = tuple(iou_predictions.shape) if isinstance(iou_predictions, torch.Tensor) else type(iou_predictions).__name__
+        raise ValueError(f"iou_predictions must have shape (B,C) = {tuple(masks.shape[:2])}, got {got}")
+    index = iou_predictions.argmax(dim=1)
+    return masks[torch.arange(masks.shape[0], device=masks.device), index], index
+
+
+def paired_iou(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of each predicted mask with the target mask at the same index.
+
+    Args:
+        predicted: bool ``(..., H, W)``.
+        target: bool, same shape.
+
+    Returns:
+        float32 ``(...)``; 1 where both masks are empty (nothing to find, nothing
+        found: the convention of video benchmarks for an absent object).
+    """
+    for name, value in (("predicted", predicted), ("target", target)):
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.bool or value.dim() < 2:
+            got = (value.dtype, tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise TypeError(f"{name} must be a bool tensor (..., H, W), got {got}")
+    if predicted.shape != target.shape:
+        raise ValueError(f"predicted and target must have the same shape, got {tuple(predicted.shape)} "
+                         f"and {tuple(target.shape)}")
+    inter = (predicted & target).flatten(-2).sum(-1).float()
+    union = (predicted | target).flatten(-2).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))

@@ -1,0 +1,113 @@
+"""The small Mask R-CNN: construction, targets from scenes, training plumbing, predictions."""
+
+import pytest
+import torch
+
+from seglib.data import SceneConfig, generate_scenes
+from seglib.instance_metrics import panoptic_quality
+from seglib.models import maskrcnn as mrcnn
+
+SMALL = SceneConfig(size=64, min_objects=1, max_objects=3)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return mrcnn.build_maskrcnn(image_size=64)
+
+
+def test_default_model_size_and_heads():
+    model = mrcnn.build_maskrcnn()
+    assert 2.8e6 < sum(p.numel() for p in model.parameters()) < 3.0e6
+    heads = model.roi_heads
+    assert heads.fg_bg_sampler.batch_size_per_image == 32 and heads.fg_bg_sampler.positive_fraction == 0.5
+    assert model.rpn.fg_bg_sampler.batch_size_per_image == 64
+    assert model.rpn._pre_nms_top_n == {"training": 300, "testing": 150}
+    assert model.rpn._post_nms_top_n == {"training": 100, "testing": 50}
+    assert len(heads.mask_head) == 2 and heads.mask_roi_pool.sampling_ratio == 1
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules())
+    with pytest.raises(ValueError, match="widths must have 5"):
+        mrcnn.build_maskrcnn(widths=(8, 16))
+    with pytest.raises(ValueError, match="num_classes"):
+        mrcnn.build_maskrcnn(num_classes=1)
+    with pytest.raises(ValueError, match="sampling_ratio"):
+        mrcnn.build_maskrcnn(sampling_ratio=-1)
+
+
+def test_scene_targets_shift_labels():
+    scenes = generate_scenes(3, SMALL, seed=1)
+    targets = mrcnn.scene_targets(scenes)
+    assert len(targets) == 3
+    for i, target in enumerate(targets):
+        assert torch.equal(target["labels"], scenes.instances(i)["labels"] - 1)  # sky, grass -> background
+        assert target["masks"].dtype == torch.bool and target["boxes"].shape == (len(target["labels"]), 4)
+    assert set(torch.cat([t["labels"] for t in targets]).tolist()) <= {1, 2, 3}
+    assert mrcnn.detection_class_names(SMALL) == ("background", "circle", "rectangle", "triangle")
+    with pytest.raises(TypeError, match="SceneBatch"):
+        mrcnn.scene_targets(scenes.images)
+
+
+def test_training_step_logs_every_loss(model):
+    from seglib.train import train
+
+    log = mrcnn.LossLog()
+    history = train(model, mrcnn.detection_batches(SMALL, batch_size=2, seed=0), log, steps=4, lr=1e-3,
+                    forward=mrcnn.detection_forward, progress=False, log_every=2)
+    assert set(log.terms) == set(mrcnn.LOSS_NAMES)
+    assert all(len(values) == 4 for values in log.terms.values())
+    curves = log.curves(every=2)
+    assert all(len(values) == 2 for values in curves.values())
+    total = sum(curves[name][0] for name in mrcnn.LOSS_NAMES)
+    assert total == pytest.approx(history.loss[0], rel=1e-4)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert log.plot(every=2, ax=ax).get_yscale() == "log"
+    plt.close(fig)
+    with pytest.raises(TypeError, match="loss dict"):
+        log(torch.tensor(1.0))
+
+
+def test_predict_and_panoptic(model):
+    scenes = generate_scenes(2, SMALL, seed=2)
+    predictions = mrcnn.predict(model, scenes.images, batch_size=1)
+    assert len(predictions) == 2 and not model.training
+    for p in predictions:
+        assert p["masks"].dtype == torch.bool and p["masks"].shape[1:] == (64, 64)
+        assert p["boxes"].shape == (len(p["scores"]), 4)
+    # the true instances as "predictions" give a perfect panoptic map
+    perfect = [dict(t, scores=torch.ones(len(t["labels"]))) for t in mrcnn.scene_targets(scenes)]
+    panoptic = mrcnn.scene_panoptic(perfect, scenes)
+    assert panoptic.shape == (2, 64, 64)
+    assert panoptic_quality(panoptic, scenes.panoptic, SMALL.thing_ids, SMALL.stuff_ids)["pq"] == 1.0
+    with pytest.raises(ValueError, match="one dict per scene"):
+        mrcnn.scene_panoptic(perfect[:1], scenes)
+    with pytest.raises(ValueError, match="images must be float"):
+        mrcnn.predict(model, scenes.semantic)
+
+
+def test_replace_predictors_and_anchors(model):
+    import copy
+
+    two = mrcnn.replace_predictors(copy.deepcopy(model), 2)
+    assert two.roi_heads.box_predictor.bbox_pred.out_features == 8
+    assert two.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 2
+    anchors = mrcnn.level_anchors(model, 64, (32, 32))
+    assert list(anchors) == ["0", "1", "2", "3", "pool"]
+    sizes = [(a[:, 2:] - a[:, :2]).prod(dim=1).sqrt() for a in anchors.values()]
+    assert [round(float(s.mean())) for s in sizes] == [16, 24, 40, 64, 96]
+    centre = (anchors["0"][:, :2] + anchors["0"][:, 2:]) / 2
+    assert torch.allclose(centre, torch.tensor([32.0, 32.0]), atol=1.0)
+    with pytest.raises(TypeError, match="MaskRCNN"):
+        mrcnn.replace_predictors(torch.nn.Linear(2, 2), 2)
+
+
+def test_show_detections_and_collate():
+    scenes = generate_scenes(1, SMALL, seed=4)
+    target = mrcnn.scene_targets(scenes)[0]
+    ax = mrcnn.show_detections(scenes.images[0], target, mrcnn.detection_class_names(SMALL))
+    assert ax.images
+    images, targets = mrcnn.collate([(scenes.images[0], target)] * 2)
+    assert len(images) == 2 and targets[1] is target
+    with pytest.raises(ValueError, match="key 'masks'"):
+        mrcnn.show_detections(scenes.images[0], {"boxes": target["boxes"]}, ("a",))
