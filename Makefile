@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PY_VERSION ?= 3.12
 OFFLINE ?=
 NBVAL_ARGS := --nbval-lax --nbval-kernel-name seglib --nbval-cell-timeout 900 \
-              --sanitize-with tests/nbval_sanitize.cfg
+              --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
