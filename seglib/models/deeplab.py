@@ -35,25 +35,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.models.unet import ConvBlock
+from seglib.validation import check_positive_int
 
 __all__ = ["ASPP", "AtrousBackbone", "DeepLab", "empirical_receptive_field"]
 
 OUTPUT_STRIDES = (4, 8, 16)
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
-
-
 def _check_ints(name: str, values: object, length: int | None = None) -> tuple[int, ...]:
     if not isinstance(values, (tuple, list)) or not values or (length is not None and len(values) != length):
         size = f"{length} " if length is not None else "a non-empty sequence of "
         raise ValueError(f"{name} must be {size}positive ints, got {values!r}")
-    return tuple(_check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+    return tuple(check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1,
@@ -88,7 +81,7 @@ class AtrousBackbone(nn.Module):
         widths = _check_ints("widths", widths, 4)
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
-        _check_positive_int("in_channels", in_channels)
+        check_positive_int("in_channels", in_channels)
         self.output_stride = output_stride
         self.stem = _conv_bn_relu(in_channels, widths[0], 3, stride=2)
         stride_now, dilation = 2, 1
@@ -129,8 +122,8 @@ class ASPP(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int = 64, rates: Sequence[int] = (1, 2, 3)):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
         self.rates = _check_ints("rates", rates)
         self.branches = nn.ModuleList([_conv_bn_relu(in_channels, out_channels, 1)] +
                                       [_conv_bn_relu(in_channels, out_channels, 3, rate) for rate in self.rates])
@@ -162,7 +155,7 @@ class DeepLab(nn.Module):
     def __init__(self, num_classes: int = 5, widths: Sequence[int] = (16, 32, 64, 128), output_stride: int = 8,
                  rates: Sequence[int] = (1, 2, 3), aspp_channels: int = 64, in_channels: int = 3):
         super().__init__()
-        _check_positive_int("num_classes", num_classes)
+        check_positive_int("num_classes", num_classes)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.backbone = AtrousBackbone(widths, output_stride, in_channels)
         self.aspp = ASPP(self.backbone.out_channels, aspp_channels, rates)
@@ -203,8 +196,8 @@ def empirical_receptive_field(model: nn.Module, input_size: int = 65, in_channel
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_positive_int("input_size", input_size)
-    _check_positive_int("in_channels", in_channels)
+    check_positive_int("input_size", input_size)
+    check_positive_int("in_channels", in_channels)
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from seglib.validation import check_positive_int
+
 __all__ = [
     "FCN",
     "VARIANTS",
@@ -52,18 +54,10 @@ __all__ = [
 VARIANTS: dict[str, tuple[int, ...]] = {"32s": (32,), "16s": (32, 16), "8s": (32, 16, 8)}
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
-
-
 def _check_widths(widths: object, minimum_stages: int) -> tuple[int, ...]:
     if not isinstance(widths, (tuple, list)) or len(widths) < minimum_stages:
         raise ValueError(f"widths must be a sequence of at least {minimum_stages} channel counts, got {widths!r}")
-    return tuple(_check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
+    return tuple(check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
 
 
 def _check_images(x: object, name: str = "x") -> torch.Tensor:
@@ -91,8 +85,8 @@ class Encoder(nn.Sequential):
 
     def __init__(self, widths: Sequence[int] = (16, 32, 64, 128, 128), convs: int = 2, in_channels: int = 3):
         widths = _check_widths(widths, 1)
-        _check_positive_int("convs", convs)
-        _check_positive_int("in_channels", in_channels)
+        check_positive_int("convs", convs)
+        check_positive_int("in_channels", in_channels)
         stages = []
         previous = in_channels
         for width in widths:
@@ -139,9 +133,9 @@ class PatchClassifier(nn.Module):
     def __init__(self, num_classes: int = 5, patch_size: int = 32, widths: Sequence[int] = (16, 32, 64),
                  hidden: int = 128):
         super().__init__()
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("patch_size", patch_size)
-        _check_positive_int("hidden", hidden)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("patch_size", patch_size)
+        check_positive_int("hidden", hidden)
         self.encoder = Encoder(widths)
         if patch_size % self.encoder.stride:
             raise ValueError(f"patch_size must be a multiple of the encoder stride {self.encoder.stride}, "
@@ -185,8 +179,8 @@ def conv_from_linear(linear: nn.Linear, in_channels: int, kernel_size: int) -> n
     """
     if not isinstance(linear, nn.Linear):
         raise TypeError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
-    _check_positive_int("in_channels", in_channels)
-    _check_positive_int("kernel_size", kernel_size)
+    check_positive_int("in_channels", in_channels)
+    check_positive_int("kernel_size", kernel_size)
     if linear.in_features != in_channels * kernel_size**2:
         raise ValueError(f"linear.in_features must be in_channels * kernel_size**2 = {in_channels} * "
                          f"{kernel_size}**2 = {in_channels * kernel_size**2}, got {linear.in_features}")
@@ -251,7 +245,7 @@ def bilinear_kernel(factor: int, dtype: torch.dtype = torch.float32) -> torch.Te
     Returns:
         ``(k, k)`` tensor.
     """
-    _check_positive_int("factor", factor)
+    check_positive_int("factor", factor)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     size = 2 * factor - factor % 2
@@ -272,7 +266,7 @@ def bilinear_upsampler(channels: int, factor: int, bias: bool = False) -> nn.Con
         factor: upsampling factor.
         bias: add a learnable bias (initialised to 0).
     """
-    _check_positive_int("channels", channels)
+    check_positive_int("channels", channels)
     kernel = bilinear_kernel(factor)
     layer = nn.ConvTranspose2d(channels, channels, kernel.shape[0], stride=factor,
                                padding=(factor - factor % 2) // 2, bias=bias)
@@ -318,8 +312,8 @@ class FCN(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("head_width", head_width)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("head_width", head_width)
         widths = _check_widths(widths, 5)
         if len(widths) != 5:
             raise ValueError(f"widths must name 5 stages (strides 2 to 32), got {len(widths)}: {widths!r}")
@@ -420,8 +414,8 @@ def sliding_window_scores(classifier: PatchClassifier, image: torch.Tensor, stri
         raise ValueError(f"image must be a tensor (3,H,W), got "
                          f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
     _check_images(image.unsqueeze(0), "image")
-    _check_positive_int("stride", stride)
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("stride", stride)
+    check_positive_int("batch_size", batch_size)
     size = classifier.patch_size
     before, after = size // 2, size - 1 - size // 2
     device = next(classifier.parameters()).device
@@ -497,9 +491,9 @@ def full_resolution_cost(side: int, channels: int = 64, kernel_size: int = 3) ->
         outputs of the L convolutions and L ReLUs (as :func:`activation_bytes`
         counts them), in MiB.
     """
-    _check_positive_int("side", side)
-    _check_positive_int("channels", channels)
-    _check_positive_int("kernel_size", kernel_size)
+    check_positive_int("side", side)
+    check_positive_int("channels", channels)
+    check_positive_int("kernel_size", kernel_size)
     if side < 2 or kernel_size < 2:
         raise ValueError(f"side and kernel_size must be at least 2, got side={side}, kernel_size={kernel_size}")
     layers = math.ceil((side - 1) / (kernel_size - 1))

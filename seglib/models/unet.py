@@ -45,19 +45,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.data.shapes import IGNORE_INDEX
+from seglib.validation import check_positive_int
 
 __all__ = ["PADDINGS", "BLOCKS", "AuxLoss", "ConvBlock", "DecoderBlock", "UNet", "center_crop"]
 
 PADDINGS = ("same", "valid")
 BLOCKS = ("plain", "residual")
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
@@ -86,8 +79,8 @@ def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         ValueError: if the window is larger than the map.
     """
     _check_features("x", x)
-    _check_positive_int("height", height)
-    _check_positive_int("width", width)
+    check_positive_int("height", height)
+    check_positive_int("width", width)
     h, w = x.shape[-2:]
     if height > h or width > w:
         raise ValueError(f"cannot crop a {h}x{w} map to {height}x{width}: the window must not be larger")
@@ -118,11 +111,11 @@ class ConvBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, padding: str = "same", residual: bool = False,
                  stride: int = 1, dilation: int = 1) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
         _check_choice("padding", padding, PADDINGS)
-        _check_positive_int("stride", stride)
-        _check_positive_int("dilation", dilation)
+        check_positive_int("stride", stride)
+        check_positive_int("dilation", dilation)
         if padding == "valid" and (stride != 1 or dilation != 1):
             raise ValueError(f"stride and dilation need padding='same', got stride={stride}, dilation={dilation}")
         pad = dilation if padding == "same" else 0
@@ -166,9 +159,9 @@ class DecoderBlock(nn.Module):
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int, padding: str = "same",
                  residual: bool = False) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("skip_channels", skip_channels)
-        _check_positive_int("out_channels", out_channels)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("skip_channels", skip_channels)
+        check_positive_int("out_channels", out_channels)
         self.in_channels, self.skip_channels = in_channels, skip_channels
         self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
         self.block = ConvBlock(skip_channels + out_channels, out_channels, padding, residual)
@@ -206,12 +199,12 @@ class UNet(nn.Module):
     def __init__(self, num_classes: int = 5, in_channels: int = 3, depth: int = 4, base_width: int = 16,
                  padding: str = "same", block: str = "plain", aux_head: bool = False) -> None:
         super().__init__()
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("depth", depth)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("depth", depth)
         if depth < 2:
             raise ValueError(f"depth must be at least 2 (one pooling), got {depth}")
-        _check_positive_int("base_width", base_width)
+        check_positive_int("base_width", base_width)
         _check_choice("padding", padding, PADDINGS)
         _check_choice("block", block, BLOCKS)
         self.num_classes, self.in_channels, self.depth = num_classes, in_channels, depth
@@ -255,7 +248,7 @@ class UNet(nn.Module):
 
     def _side_sizes(self, size: int, axis: str) -> list[int]:
         """Spatial size after every stage along one side; raises if the size does not fit."""
-        _check_positive_int(axis, size)
+        check_positive_int(axis, size)
         sizes, why = self._trace(size)
         if why is None:
             return sizes
