@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, split_scenes
 from seglib.losses import CombinedLoss, class_weights, cross_entropy, focal_loss, soft_dice_loss
@@ -198,11 +199,30 @@ def train_loss(name: str, steps: int, *, device: torch.device | str = "cpu", see
     return Run(model, history)
 
 
-def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, **options) -> dict[str, Run]:
-    """:func:`train_loss` for every loss of ``names`` with the same budget; name -> :class:`Run`."""
+def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, progress: bool = True,
+                 **options) -> dict[str, Run]:
+    """:func:`train_loss` for every loss of ``names`` with the same budget; name -> :class:`Run`.
+
+    One progress bar counts the losses (a bar per run would send thousands
+    of widget updates to a notebook front end for a short experiment).
+
+    Args:
+        steps: the budget of every run.
+        names: losses of :data:`LOSS_NAMES`, trained in this order.
+        progress: show the progress bar.
+        **options: passed to :func:`train_loss` (``device``, ``seed``, ``evaluate`` ...).
+    """
     if isinstance(names, str) or not names:
         raise ValueError(f"names must be a non-empty sequence of loss names, got {names!r}")
-    return {name: train_loss(name, steps, **options) for name in names}
+    for name in names:
+        _check_name(name)
+    runs = {}
+    with tqdm(total=len(names), desc="losses trained", unit="loss", disable=not progress) as bar:
+        for name in names:
+            bar.set_postfix_str(f"{LOSS_TITLES[name]}, {steps} steps")
+            runs[name] = train_loss(name, steps, progress=False, **options)
+            bar.update(1)
+    return runs
 
 
 def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

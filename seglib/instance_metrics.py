@@ -299,8 +299,10 @@ def _update_image(pred: torch.Tensor, target: torch.Tensor, divisor: int, stats:
     target_ids, target_areas = torch.unique(target, return_counts=True)
     pred_area = dict(zip(pred_ids.tolist(), pred_areas.tolist()))
     target_area = dict(zip(target_ids.tolist(), target_areas.tolist()))
-    pairs, counts = torch.unique(torch.stack([pred, target]), dim=1, return_counts=True)
-    overlap = {(int(p), int(t)): int(n) for p, t, n in zip(pairs[0], pairs[1], counts)}
+    # One int64 key per (pred, target) pair of segment ids (void = -1 becomes 0): a 1-D unique is fast.
+    span = int(target.max()) + 2
+    keys, counts = torch.unique((pred + 1) * span + (target + 1), return_counts=True)
+    overlap = {(int(k) // span - 1, int(k) % span - 1): int(n) for k, n in zip(keys.tolist(), counts.tolist())}
     void = -1
     matched_pred, matched_target = set(), set()
     for (p, t), intersection in overlap.items():

@@ -32,6 +32,13 @@ from seglib.viz import overlay_boxes, overlay_masks, show_image, show_points, to
 
 FOREGROUND_COLOUR = (0, 158, 115)
 BACKGROUND_COLOUR = (213, 94, 0)
+MASK_CLASS_COLOUR = 4
+"""Palette index (:data:`seglib.viz.PALETTE`, yellow) of the masks drawn here: promptable masks have no class."""
+
+
+def highlight(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
+    """A mask bool ``(H, W)`` over an image ``(3, H, W)`` in one bright colour; uint8 ``(3, H, W)``."""
+    return overlay_masks(image, mask[None].cpu(), labels=torch.tensor([MASK_CLASS_COLOUR]), alpha=alpha)
 
 
 class PromptSession:
@@ -150,7 +157,7 @@ class PromptSession:
             raise ValueError(f"scale must be an int >= 1, got {scale!r}")
         picture = to_uint8(self.image)
         if self.mask is not None:
-            picture = overlay_masks(picture.float() / 255, self.mask[None], alpha=0.5)
+            picture = highlight(picture.float() / 255, self.mask, alpha=0.5)
         picture = picture.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
         if self.box is not None:
             box = torch.tensor([self.box]) * scale
@@ -170,8 +177,8 @@ class PromptSession:
         if self.prediction is None:
             return []
         image = self.image.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-        return [overlay_masks(image, m.cpu().repeat_interleave(scale, 0).repeat_interleave(scale, 1)[None],
-                              alpha=0.55) for m in self.prediction.masks]
+        return [highlight(image, m.cpu().repeat_interleave(scale, 0).repeat_interleave(scale, 1))
+                for m in self.prediction.masks]
 
 
 def _png(picture: torch.Tensor) -> bytes:
@@ -321,7 +328,7 @@ def show_candidates(image: torch.Tensor, prediction: Prediction, points: torch.T
         title = f"mask {i + 1}: IoU_pred {float(prediction.iou_predictions[i]):.2f}"
         if target is not None:
             title += f"\ntrue IoU {float(paired_iou(mask, target.cpu())):.2f}"
-        show_image(overlay_masks(image, mask[None], alpha=0.55), ax=ax, title=title + (" *" if i == best else ""))
+        show_image(highlight(image, mask), ax=ax, title=title + (" (shown)" if i == best else ""))
         if points is not None:
             show_points(points, labels, ax=ax)
     return fig
@@ -386,39 +393,38 @@ def show_click_rounds(predictor, scenes, objects: list[tuple[int, int]], clicks:
     for row, (i, slot) in enumerate(objects):
         image, target = scenes.images[i], scenes.masks[i, slot]
         for k, result in enumerate(simulate_user(predictor, image, target, clicks)):
-            ax = show_image(overlay_masks(image, result["mask"][None]), ax=axes[row, k],
+            ax = show_image(highlight(image, result["mask"]), ax=axes[row, k],
                             title=f"{k + 1} click{'s' if k else ''}: IoU {result['iou']:.2f}")
             show_points(result["points"], result["labels"], ax=ax, size=60)
         box = scenes.boxes[i, slot]
         mask = predictor.predict(box=box, multimask_output=False).masks[0].cpu()
-        picture = overlay_boxes(overlay_masks(image, mask[None]).float() / 255, box[None], labels=torch.tensor([5]),
-                                width=1)
+        picture = overlay_boxes(highlight(image, mask).float() / 255, box[None], labels=torch.tensor([5]), width=1)
         show_image(picture, ax=axes[row, clicks], title=f"box: IoU {float(paired_iou(mask, target)):.2f}")
-        show_image(overlay_masks(image, target[None]), ax=axes[row, clicks + 1], title="target")
+        show_image(highlight(image, target), ax=axes[row, clicks + 1], title="target")
     fig.tight_layout()
     return fig
 
 
-def show_tracks(clip, tracks: dict, target: int = 0, frames: list[int] | None = None, size: float = 1.6):
+def show_tracks(clip, tracks: dict, target: int = 0, frames: list[int] | None = None, size: float = 1.3):
     """A grid of frames (columns) for the ground truth and each tracking method (rows).
 
     Args:
         clip: a :class:`~seglib.data.video.VideoClip`.
         tracks: method name -> bool masks ``(T, H, W)`` (e.g. :func:`~seglib.models.promptable.memory.track`'s).
         target: slot of the tracked thing.
-        frames: frame indices shown (default 8 evenly spaced).
+        frames: frame indices shown (default 7 evenly spaced).
 
     Returns:
         The matplotlib figure.
     """
     import matplotlib.pyplot as plt
 
-    frames = frames if frames is not None else torch.linspace(0, len(clip) - 1, 8).round().long().tolist()
+    frames = frames if frames is not None else torch.linspace(0, len(clip) - 1, 7).round().long().tolist()
     rows = {"ground truth": clip.masks[:, target], **tracks}
     fig, axes = plt.subplots(len(rows), len(frames), figsize=(size * len(frames), size * len(rows)), squeeze=False)
     for r, (name, masks) in enumerate(rows.items()):
         for c, t in enumerate(frames):
-            ax = show_image(overlay_masks(clip.frames[t], masks[t][None].cpu()), ax=axes[r, c],
+            ax = show_image(highlight(clip.frames[t], masks[t]), ax=axes[r, c],
                             title=f"frame {t}" if r == 0 else None)
             if c == 0:
                 ax.text(-4, clip.frames.shape[-1] / 2, name, rotation=90, ha="right", va="center", fontsize=9)
@@ -441,5 +447,5 @@ def plot_j(scores: dict, ax=None):
     return ax
 
 
-__all__ = ["PromptSession", "PromptWidget", "plot_j", "prompt_widget", "show_candidates", "show_click_rounds",
+__all__ = ["PromptSession", "PromptWidget", "highlight", "plot_j", "prompt_widget", "show_candidates", "show_click_rounds",
            "show_tracks", "simulate_user"]

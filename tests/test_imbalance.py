@@ -89,6 +89,8 @@ def test_train_losses_trains_each_name():
     assert list(runs) == ["ce", "dice"]
     with pytest.raises(ValueError, match="names"):
         imbalance.train_losses(2, "ce")
+    with pytest.raises(ValueError, match="name must be one of"):
+        imbalance.train_losses(2, ("ce", "hinge"))
 
 
 def test_predict_labels_shapes_and_mode():

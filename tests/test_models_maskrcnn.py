@@ -111,3 +111,11 @@ def test_show_detections_and_collate():
     assert len(images) == 2 and targets[1] is target
     with pytest.raises(ValueError, match="key 'masks'"):
         mrcnn.show_detections(scenes.images[0], {"boxes": target["boxes"]}, ("a",))
+
+
+def test_real_model_offline_gives_a_reason(tmp_path):
+    from seglib import pretrained
+
+    model, message = pretrained.try_torchvision("maskrcnn_resnet50_fpn_v2", "MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
+                                                url=(tmp_path / "absent.pth").as_uri(), directory=tmp_path / "cache")
+    assert model is None and "not available" in message and "\n" not in message

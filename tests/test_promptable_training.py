@@ -1,0 +1,89 @@
+"""Simulated prompt batches, the loss with the best-of-three rule, the evaluation protocol."""
+
+import pytest
+import torch
+
+from seglib.data import SceneConfig
+from seglib.data.shapes import split_scenes
+from seglib.models.promptable import build_small_sam
+from seglib.models.promptable.training import (
+    PromptOutputs,
+    evaluate_promptable,
+    mask_losses,
+    prompt_tasks,
+    promptable_loss,
+    simulate_prompts,
+    train_small_sam,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_small_sam(embed_dim=32, widths=(8, 8, 16), encoder_depth=1, mlp_dim=32)
+
+
+def test_prompt_tasks_rows_and_targets():
+    task, targets = next(prompt_tasks(10, seed=1))
+    assert task.images.shape == (10, 3, 64, 64) and targets.shape == (10, 64, 64) and targets.dtype == torch.bool
+    assert (task.num_clicks, task.num_boxes) == (4, 3) and task.corrections in (1, 2)
+    clicked = targets[torch.arange(10), task.clicks[:, 1].long(), task.clicks[:, 0].long()]
+    assert clicked[task.num_clicks:].all(), "box and correction rows click inside their target"
+    assert (task.boxes[:, 2:] > task.boxes[:, :2]).all()
+    again, _ = next(prompt_tasks(10, seed=1))
+    assert torch.equal(again.clicks, task.clicks), "seeded"
+    with pytest.raises(ValueError, match="batch_size"):
+        next(prompt_tasks(2))
+    with pytest.raises(ValueError, match="click_fraction"):
+        next(prompt_tasks(8, click_fraction=0.8, box_fraction=0.5))
+    with pytest.raises(ValueError, match="min_objects"):
+        next(prompt_tasks(8, SceneConfig(min_objects=0)))
+
+
+def test_ambiguous_clicks_sometimes_ask_for_the_whole():
+    stream = prompt_tasks(64, seed=3, click_fraction=0.5, box_fraction=0.25, nest_fraction=1.0)
+    task, targets = next(stream)
+    clicked = targets[torch.arange(64), task.clicks[:, 1].long(), task.clicks[:, 0].long()]
+    assert clicked.all(), "the click always lies in its target"
+    assert task.asks_whole.any() and not task.asks_whole[task.num_clicks:].any()
+
+
+def test_simulate_prompts_and_loss(tiny):
+    task, targets = next(prompt_tasks(9, seed=2))
+    outputs = simulate_prompts(tiny, task)
+    assert isinstance(outputs, PromptOutputs)
+    assert outputs.masks.shape == (9, 4, 64, 64) and outputs.iou.shape == (9, 4)
+    assert outputs.multimask.tolist() == [True] * task.num_clicks + [False] * (9 - task.num_clicks)
+    loss = promptable_loss(outputs, targets)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert tiny.image_encoder.stage0[0][0].weight.grad is not None
+    tiny.zero_grad()
+
+
+def test_mask_losses_per_candidate():
+    target = torch.zeros(1, 8, 8, dtype=torch.bool)
+    target[0, 2:6, 2:6] = True
+    logits = torch.stack([target[0].float() * 20 - 10, -10 * torch.ones(8, 8)])[None]
+    losses = mask_losses(logits, target)
+    assert losses.shape == (1, 2) and losses[0, 0] < 0.01 < losses[0, 1]
+    with pytest.raises(ValueError, match="logits must be"):
+        mask_losses(logits[0], target)
+
+
+def test_evaluation_protocol_is_deterministic(tiny):
+    scenes = split_scenes("test", SceneConfig(min_objects=1), n=6)
+    first = evaluate_promptable(tiny, scenes, clicks=2)
+    assert set(first) == {"click1_miou", "click2_miou", "box_miou", "objects"}
+    assert first["objects"] == float(scenes.valid.sum())
+    assert all(0 <= first[k] <= 1 for k in ("click1_miou", "click2_miou", "box_miou"))
+    assert evaluate_promptable(tiny, scenes, clicks=2) == first
+    with pytest.raises(ValueError, match="clicks"):
+        evaluate_promptable(tiny, scenes, clicks=0)
+
+
+def test_a_few_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    model = build_small_sam(embed_dim=32, widths=(8, 8, 16), encoder_depth=1, mlp_dim=32)
+    model, history = train_small_sam(model, steps=12, batch_size=6, progress=False)
+    assert history.total_steps == 12 and history.loss[-1] < history.loss[0]
