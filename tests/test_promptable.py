@@ -97,6 +97,25 @@ def test_decoder_outputs_four_masks_and_ious():
                 torch.randn(2, 32, 8, 8), (torch.randn(1, 16, 16, 16), torch.randn(1, 8, 32, 32)))
 
 
+def test_scored_iou_head_reads_each_mask_without_moving_it():
+    torch.manual_seed(0)
+    decoder = MaskDecoder(embed_dim=32, high_res_channels=(16, 8), mlp_dim=64, scored_iou=True)
+    inputs = (torch.randn(2, 32, 8, 8), torch.randn(1, 32, 8, 8), torch.randn(2, 3, 32),
+              torch.randn(2, 32, 8, 8), (torch.randn(2, 16, 16, 16), torch.randn(2, 8, 32, 32)))
+    masks, iou = decoder(*inputs)
+    assert masks.shape == (2, 4, 32, 32) and iou.shape == (2, 4)
+    iou.sum().backward()
+    hyper = decoder.hypernetworks[0].layers[-1].weight.grad
+    assert hyper is None or not hyper.any(), "the IoU loss must not reach the masks through the scored head"
+    assert decoder.iou_head.layers[0].weight.grad.abs().sum() > 0
+    # The same IoU token, two different masks: the scores differ because the masks do.
+    scores = MaskDecoder._mask_scores(torch.zeros(1, 32), torch.zeros(1, 2, 32),
+                                      torch.stack([torch.full((8, 8), 5.0), torch.full((8, 8), -5.0)])[None],
+                                      torch.ones(1, 4, 8, 8))
+    assert scores.shape == (1, 2, 2 * 32 + 4 + 2)
+    assert scores[0, 0, -2] > 0.99 and scores[0, 1, -2] < 0.01, "area fraction of a full and an empty mask"
+
+
 def test_model_encode_once_decode_many(tiny):
     images = torch.rand(2, 3, 32, 32)
     features = tiny.encode(images)

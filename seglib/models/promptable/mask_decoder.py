@@ -16,7 +16,10 @@ Finally the embedding is upsampled 4x (transposed convolutions, adding the
 encoder's high-resolution features as SAM 2 does), each mask token passes
 through its own small MLP (a *hypernetwork*) to become the weights of a
 dot product with every upsampled pixel, which gives that token's mask
-logits; the IoU token's MLP predicts how good each mask is.
+logits; the IoU token's MLP predicts how good each mask is. With
+``scored_iou=True`` (the small SAM's default) that MLP also reads each mask:
+SAM's token-only head, trained from scratch on our budget, learned only the
+average quality and could not rank the three answers of a click.
 """
 
 from __future__ import annotations
@@ -134,11 +137,15 @@ class MaskDecoder(nn.Module):
         num_multimask_outputs: masks for an ambiguous prompt (SAM: 3).
         depth, heads, mlp_dim: size of the two-way transformer.
         iou_hidden: width of the IoU prediction head.
+        scored_iou: predict each mask's IoU from the IoU token *and* what the
+            mask covers (its token, the decoder features averaged under it,
+            its area and stability), as Mask Scoring R-CNN scores masks;
+            ``False`` is SAM's head, which reads the IoU token only.
     """
 
     def __init__(self, embed_dim: int = 64, high_res_channels: tuple[int, int] = (32, 16),
                  num_multimask_outputs: int = 3, depth: int = 2, heads: int = 4, mlp_dim: int = 128,
-                 iou_hidden: int = 64) -> None:
+                 iou_hidden: int = 64, scored_iou: bool = False) -> None:
         super().__init__()
         if embed_dim % 8:
             raise ValueError(f"embed_dim must be a multiple of 8 (the upsampler divides it by 8), got {embed_dim}")
@@ -153,7 +160,11 @@ class MaskDecoder(nn.Module):
         self.high_res_proj = nn.ModuleList([nn.Conv2d(high_res_channels[0], d4, 1),
                                             nn.Conv2d(high_res_channels[1], d8, 1)])
         self.hypernetworks = nn.ModuleList(MLP(embed_dim, embed_dim, d8, 3) for _ in range(self.num_mask_tokens))
-        self.iou_head = MLP(embed_dim, iou_hidden, self.num_mask_tokens, 3)
+        self.scored_iou = scored_iou
+        if scored_iou:  # per mask: IoU token, mask token, pooled features (d8), area, stability
+            self.iou_head = MLP(2 * embed_dim + d8 + 2, iou_hidden, 1, 3)
+        else:
+            self.iou_head = MLP(embed_dim, iou_hidden, self.num_mask_tokens, 3)
 
     def forward(self, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
                 dense: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor]
@@ -188,4 +199,22 @@ class MaskDecoder(nn.Module):
         up = F.gelu(self.upscale2(up) + self.high_res_proj[1](high_res[1]))
         weights = torch.stack([net(mask_out[:, i]) for i, net in enumerate(self.hypernetworks)], dim=1)
         masks = (weights @ up.flatten(2)).view(b, self.num_mask_tokens, *up.shape[-2:])
-        return masks, self.iou_head(iou_out)
+        if not self.scored_iou:
+            return masks, self.iou_head(iou_out)
+        return masks, self.iou_head(self._mask_scores(iou_out, mask_out, masks.detach(), up.detach())).squeeze(-1)
+
+    @staticmethod
+    def _mask_scores(iou_out: torch.Tensor, mask_out: torch.Tensor, masks: torch.Tensor,
+                     features: torch.Tensor) -> torch.Tensor:
+        """Inputs of the scored IoU head: float ``(B, K, 2D + d8 + 2)`` for ``K`` masks.
+
+        ``iou_out`` ``(B, D)``, ``mask_out`` ``(B, K, D)``, ``masks`` logits
+        ``(B, K, H, W)``, ``features`` ``(B, d8, H, W)``. Stability is SAM's:
+        the area above logit +1 over the area above logit -1.
+        """
+        probs = torch.sigmoid(masks).flatten(2)                                    # (B, K, HW)
+        area = probs.sum(-1, keepdim=True)
+        pooled = probs @ features.flatten(2).transpose(1, 2) / (area + 1)           # (B, K, d8)
+        stability = ((masks > 1).flatten(2).sum(-1) / ((masks > -1).flatten(2).sum(-1) + 1))[..., None]
+        return torch.cat([iou_out[:, None].expand_as(mask_out), mask_out, pooled,
+                          area / probs.shape[-1], stability.to(pooled.dtype)], dim=-1)

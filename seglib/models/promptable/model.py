@@ -98,10 +98,14 @@ class SmallSam(nn.Module):
 
 def build_small_sam(image_size: int = 64, embed_dim: int = 64, widths: tuple[int, int, int] = (16, 32, 64),
                     encoder_depth: int = 2, decoder_depth: int = 2, heads: int = 4, mlp_dim: int = 128,
-                    dense_points: bool = True) -> SmallSam:
+                    dense_points: bool = True, scored_iou: bool = True) -> SmallSam:
     """A :class:`SmallSam` for square images of side ``image_size`` (a multiple of 4).
 
-    The zoo entry ``promptable`` is built with this function.
+    The zoo entry ``promptable`` is built with this function. ``dense_points``
+    and ``scored_iou`` are this model's two deviations from SAM (see
+    :class:`~seglib.models.promptable.prompt_encoder.PromptEncoder` and
+    :class:`~seglib.models.promptable.mask_decoder.MaskDecoder`); ``False``
+    for both gives SAM's design.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8 or image_size % 4:
         raise ValueError(f"image_size must be an int multiple of 4, at least 8, got {image_size!r}")
@@ -109,7 +113,8 @@ def build_small_sam(image_size: int = 64, embed_dim: int = 64, widths: tuple[int
     return SmallSam(
         ImageEncoder(embed_dim, widths, encoder_depth, heads, image_size),
         PromptEncoder(embed_dim, image_size, image_size // 4, dense_points=dense_points),
-        MaskDecoder(embed_dim, (widths[1], widths[0]), depth=decoder_depth, heads=heads, mlp_dim=mlp_dim),
+        MaskDecoder(embed_dim, (widths[1], widths[0]), depth=decoder_depth, heads=heads, mlp_dim=mlp_dim,
+                    scored_iou=scored_iou),
     )
 
 

@@ -319,10 +319,11 @@ def train_small_sam(model: SmallSam | None = None, steps: int = 400, batch_size:
 
 
 ZOO_KWARGS = {"image_size": 64, "embed_dim": 64, "widths": [16, 32, 64], "encoder_depth": 2, "decoder_depth": 2,
-              "heads": 4, "mlp_dim": 128, "dense_points": True}
+              "heads": 4, "mlp_dim": 128, "dense_points": True,
+              "scored_iou": True}
 """Builder arguments of the zoo entry ``promptable`` (:func:`build_small_sam`)."""
 
-ZOO_TRAINING = {"steps": 6000, "batch_size": 16, "lr": 3e-3, "seed": 0}
+ZOO_TRAINING = {"steps": 10000, "batch_size": 16, "lr": 3e-3, "seed": 0}
 """Training budget of the zoo entry ``promptable``."""
 
 
