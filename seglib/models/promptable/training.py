@@ -280,13 +280,13 @@ def evaluate_promptable(model: SmallSam, scenes: SceneBatch | None = None, click
     return result
 
 
-def train_small_sam(model: SmallSam | None = None, steps: int = 400, batch_size: int = 12, lr: float = 3e-3,
+def train_small_sam(model: SmallSam | None = None, steps: int = 800, batch_size: int = 12, lr: float = 3e-3,
                     seed: int = 0, device: torch.device | str = "cpu", evaluate_every: int | None = None,
                     progress: bool = True, desc: str = "small SAM"):
     """Train a small SAM on simulated prompts with :func:`seglib.train.train`.
 
-    The defaults are the cpu profile's live run of the notebook: 400 steps
-    of 12 scenes, about a minute on an idle 2-core CPU.
+    The defaults are the cpu profile's live run of the notebook: 800 steps
+    of 12 scenes, about two minutes on an idle 2-core CPU.
 
     Args:
         model: default a fresh :func:`build_small_sam`.
