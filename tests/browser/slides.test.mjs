@@ -58,6 +58,12 @@ async function checkWidgetCell(page, plan, cell, shot) {
     const reply = await runInKernel(page, lab, plan.name, cell.prelude);
     assert.equal(reply.status, 'ok', `prelude of cell ${cell.index} of ${plan.name}: ${reply.ename}: ${reply.evalue}`);
   }
+  // A widget cell may be a fragment of its slide: reveal the slide's fragments until it shows
+  // (while it is hidden the slide still has a hidden fragment, so Space does not leave the slide).
+  for (let presses = 0; presses < 20 && !(await codeCell.isVisible()); presses++) {
+    await page.keyboard.press('Space');
+    await page.waitForTimeout(250);
+  }
   await codeCell.locator('.cm-content').click();
   await page.keyboard.press('Control+Enter'); // run in place (Shift+Enter would move on)
   await page.keyboard.press('Escape'); // back to command mode, so Space moves the slides again
