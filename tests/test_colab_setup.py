@@ -109,7 +109,7 @@ def test_every_notebook_pins_the_same_course_ref_and_version(monkeypatch):
         pins.add((ns["COURSE_REF"], ns["COURSE_VERSION"]))
     assert len(pins) == 1, f"the notebooks disagree on COURSE_REF/COURSE_VERSION: {sorted(pins)}"
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert pins == {(pins.copy().pop()[0], version)}
+    assert pins == {(f"v{version}", version)}, "COURSE_REF must be the release tag v<version>"
     assert seglib.__version__ == version
 
 

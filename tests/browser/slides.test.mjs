@@ -68,11 +68,14 @@ async function checkWidgetCell(page, plan, cell, shot) {
   await page.keyboard.press('Control+Enter'); // run in place (Shift+Enter would move on)
   await page.keyboard.press('Escape'); // back to command mode, so Space moves the slides again
   const area = codeCell.locator('.jp-Cell-outputArea');
-  await waitFor(async () => (await area.locator('.jupyter-widgets, .jp-OutputArea-output[data-mime-type*="error"]').count()) > 0
+  // JupyterLab renders a traceback with the stderr mime type.
+  const errors = area.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    .filter({ hasText: /Traceback|Error/ });
+  await waitFor(async () => (await area.locator('.jupyter-widgets').count()) + (await errors.count()) > 0
     && !(await codeCell.locator('.jp-InputPrompt').innerText()).includes('*'), 240_000, `cell ${cell.index} of ${plan.name} to show its widgets`);
   await page.waitForTimeout(1000);
   const text = await area.innerText();
-  assert.equal(await area.locator('[data-mime-type*="error"]').count(), 0, `cell ${cell.index} of ${plan.name} failed:\n${text}`);
+  assert.equal(await errors.count(), 0, `cell ${cell.index} of ${plan.name} failed:\n${text}`);
   assert.doesNotMatch(text, WIDGET_REPR, `cell ${cell.index} of ${plan.name} shows a widget as text, not as a widget`);
   assert.ok(await area.locator('.widget-slider, .jupyter-widgets.widget-inline-hbox').count() > 0, 'no slider widget rendered');
   await page.screenshot({ path: `${shot}-widget-before.png` });
