@@ -30,6 +30,14 @@ def test_things_move_and_the_bottom_one_is_hidden_for_a_while():
     assert hidden >= 1
 
 
+def test_the_bottom_thing_starts_at_least_half_visible():
+    # Seed 11 once drew a clip whose bottom thing was completely hidden on frame 0.
+    for clip in generate_clips(40, 20, seed=0):
+        visible = int(clip.masks[0, 0].sum())
+        assert visible > 0 and clip.present[0, 0]
+        assert visible >= 60, f"only {visible} pixels of the bottom thing show on frame 0"
+
+
 def test_clips_are_deterministic_and_validated():
     a, b = generate_clip(6, seed=3), generate_clip(6, seed=3)
     assert torch.equal(a.frames, b.frames) and torch.equal(a.masks, b.masks)

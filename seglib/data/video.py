@@ -28,6 +28,9 @@ import torch
 
 from seglib.data.shapes import SUPPORTED_SHAPES, SceneConfig, _background, _boxes, _shape_masks, _visible
 
+MAX_DRAWS = 100
+"""Attempts of :func:`generate_clip` at a clip whose bottom thing starts at least half visible."""
+
 
 @dataclass
 class VideoClip:
@@ -70,7 +73,8 @@ def generate_clip(num_frames: int = 20, config: SceneConfig | None = None, seed:
         seed: the same seed gives the same clip.
         speed: ``(low, high)`` speed of the things in pixels per frame.
         occlude: make the top thing, larger than the bottom one and 1.5 times
-            the top speed, cross it in the middle of the clip.
+            the top speed, cross it in the middle of the clip; the bottom
+            thing is at least half visible on frame 0.
 
     Returns:
         A :class:`VideoClip`.
@@ -92,38 +96,46 @@ def generate_clip(num_frames: int = 20, config: SceneConfig | None = None, seed:
 
     size = config.size
     least = max(config.min_objects, 2 if occlude else 1)
-    n = int(torch.randint(least, config.max_objects + 1, (1,), generator=generator))
-    kind = torch.tensor([SUPPORTED_SHAPES.index(s) for s in config.shapes])[
-        torch.randint(0, len(config.shapes), (n,), generator=generator)]
-    low, high = config.object_size
-    diameter = uniform(n, low, high) * size
-    if occlude:  # a small thing at the bottom, a larger and faster one on top
-        diameter[0] = low * size
-        diameter[-1] = (low + 0.6 * (high - low)) * size
-    aspect = uniform(n, 0.45, 1.0)
-    colour = uniform((n, 3), 0.05, 0.95)
-    margin = 0.35 * diameter
-    start = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand((n, 2), generator=generator)
-    heading = uniform(n, 0, 2 * math.pi)
-    pace = uniform(n, low_speed, high_speed)
-    if occlude:
-        pace[-1] = 1.5 * high_speed
-    velocity = pace[:, None] * torch.stack([heading.cos(), heading.sin()], dim=1)
-    time = torch.arange(num_frames, dtype=torch.float32).view(num_frames, 1, 1)
-    lo, hi = margin.view(1, n, 1), (size - margin).view(1, n, 1)
-    raw = start.unsqueeze(0) + velocity.unsqueeze(0) * time  # (T, N, 2)
-    if occlude:
-        middle = num_frames // 2
-        meeting = _bounce(raw[middle, 0], lo[0, 0], hi[0, 0])
-        # Positions fold with a fixed function of the unfolded path, so an
-        # unfolded path through `meeting` at frame `middle` passes there.
-        raw[:, -1] = meeting + velocity[-1] * (time[:, 0] - middle)
-    centre = _bounce(raw, lo, hi)
-    angle = uniform(n, 0, 2 * math.pi) + uniform(n, -0.08, 0.08) * time.view(num_frames, 1)
+    # With `occlude`, a clip whose bottom thing starts more than half hidden is drawn again
+    # (with the next random numbers), so that a user can click it on frame 0.
+    for _ in range(MAX_DRAWS):
+        n = int(torch.randint(least, config.max_objects + 1, (1,), generator=generator))
+        kind = torch.tensor([SUPPORTED_SHAPES.index(s) for s in config.shapes])[
+            torch.randint(0, len(config.shapes), (n,), generator=generator)]
+        low, high = config.object_size
+        diameter = uniform(n, low, high) * size
+        if occlude:  # a small thing at the bottom, a larger and faster one on top
+            diameter[0] = low * size
+            diameter[-1] = (low + 0.6 * (high - low)) * size
+        aspect = uniform(n, 0.45, 1.0)
+        colour = uniform((n, 3), 0.05, 0.95)
+        margin = 0.35 * diameter
+        start = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand((n, 2), generator=generator)
+        heading = uniform(n, 0, 2 * math.pi)
+        pace = uniform(n, low_speed, high_speed)
+        if occlude:
+            pace[-1] = 1.5 * high_speed
+        velocity = pace[:, None] * torch.stack([heading.cos(), heading.sin()], dim=1)
+        time = torch.arange(num_frames, dtype=torch.float32).view(num_frames, 1, 1)
+        lo, hi = margin.view(1, n, 1), (size - margin).view(1, n, 1)
+        raw = start.unsqueeze(0) + velocity.unsqueeze(0) * time  # (T, N, 2)
+        if occlude:
+            middle = num_frames // 2
+            meeting = _bounce(raw[middle, 0], lo[0, 0], hi[0, 0])
+            # Positions fold with a fixed function of the unfolded path, so an
+            # unfolded path through `meeting` at frame `middle` passes there.
+            raw[:, -1] = meeting + velocity[-1] * (time[:, 0] - middle)
+        centre = _bounce(raw, lo, hi)
+        angle = uniform(n, 0, 2 * math.pi) + uniform(n, -0.08, 0.08) * time.view(num_frames, 1)
 
-    full = _shape_masks(kind.expand(num_frames, n), centre[..., 0], centre[..., 1], diameter.expand(num_frames, n),
-                        angle, aspect.expand(num_frames, n), size)
-    masks = _visible(full)
+        full = _shape_masks(kind.expand(num_frames, n), centre[..., 0], centre[..., 1], diameter.expand(num_frames, n),
+                            angle, aspect.expand(num_frames, n), size)
+        masks = _visible(full)
+        if not occlude or 2 * int(masks[0, 0].sum()) >= int(full[0, 0].sum()):
+            break
+    else:
+        raise ValueError(f"no clip with a visible bottom thing in {MAX_DRAWS} draws for seed {seed}: "
+                         "check config.object_size")
     _, background = _background(config, 1, generator, "cpu")
     painted = (masks.unsqueeze(2) * colour.view(1, n, 3, 1, 1)).sum(dim=1)
     frames = torch.where(masks.any(dim=1, keepdim=True), painted, background.expand(num_frames, -1, -1, -1))

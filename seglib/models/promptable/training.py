@@ -323,7 +323,7 @@ ZOO_KWARGS = {"image_size": 64, "embed_dim": 64, "widths": [16, 32, 64], "encode
               "scored_iou": True}
 """Builder arguments of the zoo entry ``promptable`` (:func:`build_small_sam`)."""
 
-ZOO_TRAINING = {"steps": 10000, "batch_size": 16, "lr": 3e-3, "seed": 0}
+ZOO_TRAINING = {"steps": 20000, "batch_size": 16, "lr": 3e-3, "seed": 0}
 """Training budget of the zoo entry ``promptable``."""
 
 
