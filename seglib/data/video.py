@@ -62,6 +62,50 @@ def _bounce(raw: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.T
     return low + torch.where(folded > span, 2 * span - folded, folded)
 
 
+def _draw_things(num_frames: int, config: SceneConfig, speed: tuple[float, float], occlude: bool,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw the things of one clip and their paths: colours ``(N, 3)`` and full masks bool ``(T, N, H, W)``."""
+    low_speed, high_speed = speed
+
+    def uniform(shape, low, high):
+        return low + (high - low) * torch.rand(shape, generator=generator)
+
+    size = config.size
+    least = max(config.min_objects, 2 if occlude else 1)
+    n = int(torch.randint(least, config.max_objects + 1, (1,), generator=generator))
+    kind = torch.tensor([SUPPORTED_SHAPES.index(s) for s in config.shapes])[
+        torch.randint(0, len(config.shapes), (n,), generator=generator)]
+    low, high = config.object_size
+    diameter = uniform(n, low, high) * size
+    if occlude:  # a small thing at the bottom, a larger and faster one on top
+        diameter[0] = low * size
+        diameter[-1] = (low + 0.6 * (high - low)) * size
+    aspect = uniform(n, 0.45, 1.0)
+    colour = uniform((n, 3), 0.05, 0.95)
+    margin = 0.35 * diameter
+    start = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand((n, 2), generator=generator)
+    heading = uniform(n, 0, 2 * math.pi)
+    pace = uniform(n, low_speed, high_speed)
+    if occlude:
+        pace[-1] = 1.5 * high_speed
+    velocity = pace[:, None] * torch.stack([heading.cos(), heading.sin()], dim=1)
+    time = torch.arange(num_frames, dtype=torch.float32).view(num_frames, 1, 1)
+    lo, hi = margin.view(1, n, 1), (size - margin).view(1, n, 1)
+    raw = start.unsqueeze(0) + velocity.unsqueeze(0) * time  # (T, N, 2)
+    if occlude:
+        middle = num_frames // 2
+        meeting = _bounce(raw[middle, 0], lo[0, 0], hi[0, 0])
+        # Positions fold with a fixed function of the unfolded path, so an
+        # unfolded path through `meeting` at frame `middle` passes there.
+        raw[:, -1] = meeting + velocity[-1] * (time[:, 0] - middle)
+    centre = _bounce(raw, lo, hi)
+    angle = uniform(n, 0, 2 * math.pi) + uniform(n, -0.08, 0.08) * time.view(num_frames, 1)
+
+    full = _shape_masks(kind.expand(num_frames, n), centre[..., 0], centre[..., 1], diameter.expand(num_frames, n),
+                        angle, aspect.expand(num_frames, n), size)
+    return colour, full
+
+
 def generate_clip(num_frames: int = 20, config: SceneConfig | None = None, seed: int = 0,
                   speed: tuple[float, float] = (1.0, 2.5), occlude: bool = True) -> VideoClip:
     """One clip, deterministic for a seed (generated on the CPU).
@@ -90,46 +134,10 @@ def generate_clip(num_frames: int = 20, config: SceneConfig | None = None, seed:
     if occlude and config.max_objects < 2:
         raise ValueError(f"occlude needs at least 2 things, got config.max_objects={config.max_objects}")
     generator = torch.Generator().manual_seed(int(seed))
-
-    def uniform(shape, low, high):
-        return low + (high - low) * torch.rand(shape, generator=generator)
-
-    size = config.size
-    least = max(config.min_objects, 2 if occlude else 1)
     # With `occlude`, a clip whose bottom thing starts more than half hidden is drawn again
     # (with the next random numbers), so that a user can click it on frame 0.
     for _ in range(MAX_DRAWS):
-        n = int(torch.randint(least, config.max_objects + 1, (1,), generator=generator))
-        kind = torch.tensor([SUPPORTED_SHAPES.index(s) for s in config.shapes])[
-            torch.randint(0, len(config.shapes), (n,), generator=generator)]
-        low, high = config.object_size
-        diameter = uniform(n, low, high) * size
-        if occlude:  # a small thing at the bottom, a larger and faster one on top
-            diameter[0] = low * size
-            diameter[-1] = (low + 0.6 * (high - low)) * size
-        aspect = uniform(n, 0.45, 1.0)
-        colour = uniform((n, 3), 0.05, 0.95)
-        margin = 0.35 * diameter
-        start = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand((n, 2), generator=generator)
-        heading = uniform(n, 0, 2 * math.pi)
-        pace = uniform(n, low_speed, high_speed)
-        if occlude:
-            pace[-1] = 1.5 * high_speed
-        velocity = pace[:, None] * torch.stack([heading.cos(), heading.sin()], dim=1)
-        time = torch.arange(num_frames, dtype=torch.float32).view(num_frames, 1, 1)
-        lo, hi = margin.view(1, n, 1), (size - margin).view(1, n, 1)
-        raw = start.unsqueeze(0) + velocity.unsqueeze(0) * time  # (T, N, 2)
-        if occlude:
-            middle = num_frames // 2
-            meeting = _bounce(raw[middle, 0], lo[0, 0], hi[0, 0])
-            # Positions fold with a fixed function of the unfolded path, so an
-            # unfolded path through `meeting` at frame `middle` passes there.
-            raw[:, -1] = meeting + velocity[-1] * (time[:, 0] - middle)
-        centre = _bounce(raw, lo, hi)
-        angle = uniform(n, 0, 2 * math.pi) + uniform(n, -0.08, 0.08) * time.view(num_frames, 1)
-
-        full = _shape_masks(kind.expand(num_frames, n), centre[..., 0], centre[..., 1], diameter.expand(num_frames, n),
-                            angle, aspect.expand(num_frames, n), size)
+        colour, full = _draw_things(num_frames, config, (low_speed, high_speed), occlude, generator)
         masks = _visible(full)
         if not occlude or 2 * int(masks[0, 0].sum()) >= int(full[0, 0].sum()):
             break
@@ -137,7 +145,7 @@ def generate_clip(num_frames: int = 20, config: SceneConfig | None = None, seed:
         raise ValueError(f"no clip with a visible bottom thing in {MAX_DRAWS} draws for seed {seed}: "
                          "check config.object_size")
     _, background = _background(config, 1, generator, "cpu")
-    painted = (masks.unsqueeze(2) * colour.view(1, n, 3, 1, 1)).sum(dim=1)
+    painted = (masks.unsqueeze(2) * colour.view(1, -1, 3, 1, 1)).sum(dim=1)
     frames = torch.where(masks.any(dim=1, keepdim=True), painted, background.expand(num_frames, -1, -1, -1))
     if config.noise > 0:
         spread = config.noise * math.sqrt(12)
