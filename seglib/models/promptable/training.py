@@ -319,8 +319,7 @@ def train_small_sam(model: SmallSam | None = None, steps: int = 800, batch_size:
 
 
 ZOO_KWARGS = {"image_size": 64, "embed_dim": 64, "widths": [16, 32, 64], "encoder_depth": 2, "decoder_depth": 2,
-              "heads": 4, "mlp_dim": 128, "dense_points": True,
-              "scored_iou": True}
+              "heads": 4, "mlp_dim": 128, "dense_points": True, "scored_iou": True}
 """Builder arguments of the zoo entry ``promptable`` (:func:`build_small_sam`)."""
 
 ZOO_TRAINING = {"steps": 20000, "batch_size": 16, "lr": 3e-3, "seed": 0}
