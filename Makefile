@@ -66,13 +66,13 @@ test-gpu: setup
 	SEGLIB_PROFILE=gpu $(PY) -m pytest tests notebooks/*.ipynb $(NBVAL_ARGS) $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) -m seglib.bench
+	$(PY) -m seglib.tools.bench
 
 wheelhouse: setup
 	$(PY) scripts/wheelhouse.py --python-version $(PY_VERSION)
 
 zoo: setup
-	$(PY) -m seglib.zoo $(NAME)
+	$(PY) -m seglib.tools.zoo $(NAME)
 
 # Student versions, and slides/browser test with front-end files from npm (package.json).
 NODE_STAMP := node_modules/.package-lock.json
@@ -82,10 +82,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 
 exercises: setup
-	$(PY) -m seglib.exercises
+	$(PY) -m seglib.tools.exercises
 
 slides: setup $(NODE_STAMP)
-	$(PY) -m seglib.slides $(if $(EXECUTE),--execute)
+	$(PY) -m seglib.tools.slides $(if $(EXECUTE),--execute)
 
 test-browser: slides
 	LAB_PYTHON=$(PY) CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 tests/browser/

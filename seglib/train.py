@@ -14,13 +14,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from seglib.data.shapes import SceneConfig, scene_stream
+
+class Run(NamedTuple):
+    """A trained model and the :class:`History` of its training."""
+
+    model: nn.Module
+    history: "History"
 
 
 @dataclass
@@ -57,13 +62,6 @@ class History:
         rates = sorted((seconds[i + 1] - seconds[i]) / (steps[i + 1] - steps[i]) for i in range(len(self.steps)))
         middle = len(rates) // 2
         return rates[middle] if len(rates) % 2 else (rates[middle - 1] + rates[middle]) / 2
-
-
-def semantic_batches(config: SceneConfig | None = None, batch_size: int = 32, seed: int = 0,
-                     device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless ``(images (B,3,H,W), labels (B,H,W))`` batches generated on ``device``."""
-    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
-        yield scenes.images, scenes.semantic
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:

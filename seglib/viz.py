@@ -15,6 +15,8 @@ from matplotlib.patches import Patch
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from seglib.data.shapes import IGNORE_INDEX
+from seglib.metrics.masks import paired_iou
+from seglib.predictor import Prediction
 
 #: Okabe-Ito colours (name, RGB 0-255), in the order classes get them.
 PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -232,3 +234,112 @@ def show_task_ladder(scenes, i: int = 0, size: float = 2.6):
     fig.legend(handles=legend_handles(names), loc="lower center", ncol=len(names), frameon=False)
     fig.subplots_adjust(bottom=0.12, wspace=0.05)
     return fig
+
+
+def show_detections(image: torch.Tensor, prediction: dict, class_names: Sequence[str], score_threshold: float = 0.5,
+                    ax=None, title: str | None = None):
+    """Masks and captioned boxes of one prediction (or target) over its image.
+
+    Args:
+        image: float ``(3, H, W)`` in [0, 1].
+        prediction: ``masks`` bool ``(n, H, W)``, ``boxes`` ``(n, 4)``,
+            ``labels`` ``(n,)`` and optionally ``scores`` ``(n,)``: only
+            instances scoring at least ``score_threshold`` are drawn.
+        class_names: name of each label (index = label).
+
+    Returns:
+        The matplotlib axes.
+    """
+    for key in ("masks", "boxes", "labels"):
+        if key not in prediction:
+            raise ValueError(f"prediction must have key {key!r}, got keys {sorted(prediction)}")
+    scores = prediction.get("scores")
+    keep = scores >= score_threshold if scores is not None else torch.ones(len(prediction["labels"]), dtype=torch.bool)
+    labels = prediction["labels"][keep].cpu()
+    captions = [class_names[int(k)] + (f" {float(s):.2f}" if scores is not None else "")
+                for k, s in zip(labels, scores[keep] if scores is not None else labels)]
+    drawn = overlay_masks(image, prediction["masks"][keep].cpu().bool(), labels)
+    drawn = overlay_boxes(drawn, prediction["boxes"][keep].float().cpu(), captions, labels, width=1)
+    return show_image(drawn, ax=ax, title=title)
+
+
+def show_candidates(image: torch.Tensor, prediction: Prediction, points: torch.Tensor | None = None,
+                    labels: torch.Tensor | None = None, target: torch.Tensor | None = None, size: float = 2.4):
+    """One panel per candidate mask of ``prediction``, titled with its predicted IoU.
+
+    Args:
+        image: float ``(3, H, W)``.
+        prediction: from a predictor's ``predict`` on that image.
+        points, labels: the prompt's points ``(N, 2)`` and labels ``(N,)``, drawn on every panel.
+        target: bool ``(H, W)``; if given, each title also gives the true IoU.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    count = len(prediction.masks)
+    fig, axes = plt.subplots(1, count, figsize=(size * count, size * 1.1), squeeze=False)
+    best = int(prediction.iou_predictions.argmax())
+    for i, ax in enumerate(axes[0]):
+        mask = prediction.masks[i].cpu()
+        title = f"mask {i + 1}: IoU_pred {float(prediction.iou_predictions[i]):.2f}"
+        if target is not None:
+            title += f"\ntrue IoU {float(paired_iou(mask, target.cpu())):.2f}"
+        show_image(highlight(image, mask), ax=ax, title=title + (" (shown)" if i == best else ""))
+        if points is not None:
+            show_points(points, labels, ax=ax)
+    return fig
+
+
+
+def show_tracks(clip, tracks: dict, target: int = 0, frames: list[int] | None = None, size: float = 1.3):
+    """A grid of frames (columns) for the ground truth and each tracking method (rows).
+
+    Args:
+        clip: a :class:`~seglib.data.video.VideoClip`.
+        tracks: method name -> bool masks ``(T, H, W)`` (e.g. :func:`~seglib.tracking.track`'s).
+        target: slot of the tracked thing.
+        frames: frame indices shown (default 7 evenly spaced).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    frames = frames if frames is not None else torch.linspace(0, len(clip) - 1, 7).round().long().tolist()
+    rows = {"ground truth": clip.masks[:, target], **tracks}
+    fig, axes = plt.subplots(len(rows), len(frames), figsize=(size * len(frames), size * len(rows)), squeeze=False)
+    for r, (name, masks) in enumerate(rows.items()):
+        for c, t in enumerate(frames):
+            ax = show_image(highlight(clip.frames[t], masks[t]), ax=axes[r, c],
+                            title=f"frame {t}" if r == 0 else None)
+            if c == 0:
+                ax.text(-4, clip.frames.shape[-1] / 2, name, rotation=90, ha="right", va="center", fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.1)
+    return fig
+
+
+
+def plot_j(scores: dict, ax=None):
+    """Mean J per frame (over clips) of each method: ``scores`` maps method -> ``(clips, T)``."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    for name, values in scores.items():
+        ax.plot(values.mean(dim=0).tolist(), marker="o", markersize=3, label=f"{name} (mean {values.mean():.2f})")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("J (IoU with the truth)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def highlight(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
+    """A mask bool ``(H, W)`` over an image ``(3, H, W)`` in one bright colour; uint8 ``(3, H, W)``."""
+    return overlay_masks(image, mask[None].cpu(), labels=torch.tensor([MASK_CLASS_COLOUR]), alpha=alpha)
+
+
+MASK_CLASS_COLOUR = 4
+"""Palette index (:data:`seglib.viz.PALETTE`, yellow) of the masks drawn here: promptable masks have no class."""

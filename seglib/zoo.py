@@ -3,56 +3,92 @@
 On a CPU a notebook trains live for about a minute, then loads a checkpoint
 from here, trained by the same code for longer on the same generated data,
 for its full-quality tables. Each entry is a file under ``data/zoo/`` plus a
-record in ``data/zoo/manifest.json``::
+record in ``data/zoo/manifest.json``, which names everything by stable keys,
+never by import path::
 
     {"fcn8s": {"file": "fcn8s.pt", "sha256": "...", "dtype": "float16",
-               "builder": "seglib.models.fcn:build_fcn", "kwargs": {...},
-               "evaluator": "seglib.recipes:evaluate_semantic",
-               "recipe": "seglib.recipes:fcn8s", "seed": 0,
+               "builder": "fcn", "kwargs": {"variant": "8s", "num_classes": 5},
+               "lab": "fcn", "recipe": {"steps": 3000, "batch_size": 32, ...},
                "command": "make zoo NAME=fcn8s", "seglib_version": "0.1.0",
                "training": {...}, "metrics": {"miou": 0.91, ...}}}
 
-``load(name)`` verifies the hash and loads with ``weights_only=True``;
-``python -m seglib.zoo [NAME ...]`` (``make zoo``) retrains entries with their
-recipe and rewrites the manifest; ``evaluate(name)`` re-measures an entry's
-metrics on the fixed test split.
+``builder`` is a name of :data:`seglib.models.registry.BUILDERS`; ``lab`` names
+the lab (:mod:`seglib.labs`) whose ``train`` and ``evaluate`` made and judge
+the entry; ``recipe`` is the :class:`Recipe` it was trained with.
+
+:func:`load` verifies the hash and loads with ``weights_only=True``. Training
+and re-measuring are build tooling: ``make zoo NAME=...`` runs
+:mod:`seglib.tools.zoo`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
-import importlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
+from seglib.models.registry import build as build_model
+
 ZOO_VARIABLE = "SEGLIB_ZOO"
 MAX_ENTRY_BYTES = 10 * 2**20
+REQUIRED_KEYS = ("file", "sha256", "builder", "kwargs")
+"""Keys every manifest record must have for :func:`load`."""
 
 
 class ZooError(RuntimeError):
     """A zoo entry is unknown, missing or corrupt; the message says how to fix it."""
 
 
-@dataclass
-class ZooResult:
-    """What a training recipe returns: the model and how to rebuild and judge it."""
+@dataclass(frozen=True)
+class Recipe:
+    """How a zoo entry is trained: data only, run by :func:`seglib.tools.zoo.run`.
 
-    model: nn.Module
+    ``lab`` names the lab whose ``train(model, steps, batch_size=, lr=, loss=,
+    seed=, eval_every=)`` and ``evaluate(model)`` are used; ``builder`` and
+    ``kwargs`` build the model (:func:`seglib.models.registry.build`) right
+    after ``torch.manual_seed(seed)``; ``loss`` is a loss name of that lab.
+    """
+
+    lab: str
     builder: str
     kwargs: dict
-    evaluator: str
+    steps: int
+    batch_size: int
+    lr: float
+    loss: str
+    seed: int = 0
+    eval_every: int | None = None
+
+    def training(self) -> dict:
+        """The recipe's training settings as a dict (what the manifest stores under ``recipe``)."""
+        return {key: value for key, value in dataclasses.asdict(self).items()
+                if key not in ("lab", "builder", "kwargs")}
+
+
+@dataclass
+class ZooResult:
+    """What a training run returns: the model, its recipe, metrics and a record of the run."""
+
+    model: nn.Module
+    recipe: Recipe
     metrics: dict
     training: dict = field(default_factory=dict)
-    seed: int = 0
+
+
+def _directory(directory: str | os.PathLike | None) -> Path:
+    if directory is None:
+        return zoo_dir()
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory must be a str or a path, got {type(directory).__name__}")
+    return Path(directory)
 
 
 def zoo_dir() -> Path:
@@ -63,12 +99,24 @@ def zoo_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "zoo"
 
 
-def manifest(directory: Path | None = None) -> dict:
-    """The manifest (entry name -> record); empty if there is none yet."""
-    path = (directory or zoo_dir()) / "manifest.json"
+def manifest(directory: str | os.PathLike | None = None) -> dict:
+    """The manifest (entry name -> record) of ``directory``; empty if there is none yet.
+
+    Raises:
+        ZooError: the manifest is not valid JSON (for example half written).
+    """
+    path = _directory(directory) / "manifest.json"
     if not path.exists():
         return {}
-    return json.loads(path.read_text())
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ZooError(f"zoo manifest {path} is not valid JSON ({error}); restore it with "
+                       f"`git checkout -- {path}` or rebuild the entries with `make zoo`") from None
+    if not isinstance(entries, dict):
+        raise ZooError(f"zoo manifest {path} must hold an object of entries, got {type(entries).__name__}; "
+                       f"restore it with `git checkout -- {path}`")
+    return entries
 
 
 def sha256(path: Path) -> str:
@@ -80,28 +128,28 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve(reference: str) -> Callable:
-    """Import ``"package.module:function"`` and return the function."""
-    if not isinstance(reference, str) or ":" not in reference:
-        raise ValueError(f"expected 'module:function', got {reference!r}")
-    module, _, attribute = reference.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 def _entry(name: str, directory: Path) -> dict:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str naming a zoo entry, got {type(name).__name__}")
     entries = manifest(directory)
     if name not in entries:
         known = ", ".join(sorted(entries)) or "none"
-        raise ZooError(f"no zoo entry named {name!r} (known: {known})")
-    return entries[name]
+        raise ZooError(f"no zoo entry named {name!r} in {directory / 'manifest.json'} (known: {known})")
+    entry = entries[name]
+    missing = [key for key in REQUIRED_KEYS if key not in entry]
+    if missing:
+        raise ZooError(f"zoo entry {name!r} of {directory / 'manifest.json'} lacks {', '.join(missing)}; "
+                       f"restore the manifest with `git checkout -- {directory / 'manifest.json'}` "
+                       f"or rebuild the entry with `make zoo NAME={name}`")
+    return entry
 
 
-def load_state(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
+def load_state(name: str, directory: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
     """The verified float32 state dict of entry ``name``."""
-    directory = directory or zoo_dir()
+    directory = _directory(directory)
     entry = _entry(name, directory)
     path = directory / entry["file"]
-    rebuild = f"rebuild it with `make zoo NAME={name}` (or `python -m seglib.zoo {name}`)"
+    rebuild = f"rebuild it with `make zoo NAME={name}`"
     if not path.exists():
         raise ZooError(f"zoo checkpoint {path} is missing; {rebuild}")
     digest = sha256(path)
@@ -112,35 +160,33 @@ def load_state(name: str, directory: Path | None = None) -> dict[str, torch.Tens
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def build(name: str, directory: Path | None = None) -> nn.Module:
+def build(name: str, directory: str | os.PathLike | None = None) -> nn.Module:
     """A freshly initialised model of entry ``name`` (its builder and kwargs)."""
-    entry = _entry(name, directory or zoo_dir())
-    return resolve(entry["builder"])(**entry["kwargs"])
+    directory = _directory(directory)
+    entry = _entry(name, directory)
+    try:
+        return build_model(entry["builder"], **entry["kwargs"])
+    except ValueError as error:
+        raise ZooError(f"zoo entry {name!r} of {directory / 'manifest.json'}: {error}") from None
 
 
-def load(name: str, device: torch.device | str = "cpu", directory: Path | None = None) -> nn.Module:
+def load(name: str, device: torch.device | str = "cpu", directory: str | os.PathLike | None = None) -> nn.Module:
     """The checkpoint of entry ``name``, verified, in eval mode on ``device``."""
     model = build(name, directory)
     model.load_state_dict(load_state(name, directory))
     return model.to(device).eval()
 
 
-def metrics(name: str, directory: Path | None = None) -> dict:
-    """The metrics recorded for entry ``name`` on the fixed test split."""
-    return dict(_entry(name, directory or zoo_dir())["metrics"])
+def metrics(name: str, directory: str | os.PathLike | None = None) -> dict:
+    """The metrics recorded for entry ``name`` when it was trained (re-measure with its lab's ``evaluate``)."""
+    return dict(_entry(name, _directory(directory)).get("metrics", {}))
 
 
-def evaluate(name: str, device: torch.device | str = "cpu", directory: Path | None = None) -> dict:
-    """Re-measure entry ``name`` with its evaluator (on the fixed test split)."""
-    entry = _entry(name, directory or zoo_dir())
-    return resolve(entry["evaluator"])(load(name, device, directory))
-
-
-def save(name: str, result: ZooResult, directory: Path | None = None, recipe: str | None = None) -> dict:
+def save(name: str, result: ZooResult, directory: str | os.PathLike | None = None) -> dict:
     """Store ``result.model`` as entry ``name`` (half precision) and update the manifest."""
     from seglib import __version__
 
-    directory = directory or zoo_dir()
+    directory = _directory(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
              for k, v in result.model.state_dict().items()}
@@ -151,51 +197,31 @@ def save(name: str, result: ZooResult, directory: Path | None = None, recipe: st
         path.unlink()
         raise ZooError(f"checkpoint of {name!r} is {size / 2**20:.1f} MiB, over the "
                        f"{MAX_ENTRY_BYTES / 2**20:.0f} MiB limit of a zoo entry")
+    recipe = result.recipe
     record = {
         "file": path.name,
         "sha256": sha256(path),
         "dtype": "float16",
-        "builder": result.builder,
-        "kwargs": result.kwargs,
-        "evaluator": result.evaluator,
-        "recipe": recipe,
+        "builder": recipe.builder,
+        "kwargs": recipe.kwargs,
+        "lab": recipe.lab,
+        "recipe": recipe.training(),
         "command": f"make zoo NAME={name}",
-        "seed": result.seed,
         "seglib_version": __version__,
         "training": result.training,
         "metrics": result.metrics,
     }
-    with _locked(directory):
-        entries = manifest(directory)
-        entries[name] = record
-        _write_manifest(entries, directory)
+    update(name, record, directory)
     return record
 
 
-def recipes() -> dict[str, str]:
-    """Entry name -> ``"module:function"`` of every known training recipe."""
-    from seglib.recipes import RECIPES
-
-    return dict(RECIPES)
-
-
-def retrain(name: str, device: torch.device | str | None = None, directory: Path | None = None) -> dict:
-    """Train entry ``name`` with its recipe, re-measure it from the saved file, store it."""
-    from seglib.env import device as default_device
-
-    known = recipes()
-    if name not in known:
-        raise ZooError(f"no recipe for {name!r} (known: {', '.join(sorted(known)) or 'none'})")
-    device = torch.device(device) if device is not None else default_device()
-    result = resolve(known[name])(device)
-    save(name, result, directory, recipe=known[name])
-    # The metrics of record are those of the stored half-precision weights.
-    measured = evaluate(name, device, directory)
-    with _locked(directory or zoo_dir()):
+def update(name: str, record: dict, directory: str | os.PathLike | None = None) -> None:
+    """Write ``record`` as entry ``name`` of the manifest, holding its lock."""
+    directory = _directory(directory)
+    with _locked(directory):
         entries = manifest(directory)
-        entries[name]["metrics"] = measured
-        _write_manifest(entries, directory or zoo_dir())
-    return entries[name]
+        entries[name] = record
+        (directory / "manifest.json").write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager
@@ -208,26 +234,3 @@ def _locked(directory: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write_manifest(entries: dict, directory: Path) -> None:
-    (directory / "manifest.json").write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m seglib.zoo", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="entries to retrain (default: all recipes)")
-    parser.add_argument("--list", action="store_true", help="list entries and their metrics")
-    args = parser.parse_args(argv)
-    if args.list:
-        for name, entry in sorted(manifest().items()):
-            print(f"{name:<24}{json.dumps(entry['metrics'])}")
-        return 0
-    for name in args.names or sorted(recipes()):
-        record = retrain(name)
-        print(f"{name}: {json.dumps(record['metrics'])}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

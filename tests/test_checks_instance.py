@@ -7,8 +7,8 @@ import torch
 
 from seglib import roi
 from seglib.checks import CheckFailed
-from seglib.checks.instance import check_bilinear, check_mask_iou, check_match_predictions, check_roi_align_box
-from seglib.instance_metrics import match_instances
+from seglib.checks.mask_rcnn import check_bilinear, check_mask_iou, check_match_predictions, check_roi_align_box
+from seglib.metrics.instance import match_instances
 
 
 def bilinear(feature, y, x):

@@ -13,7 +13,7 @@ from seglib.checks.upsampling import (
     check_conv_transpose1d,
     check_output_sizes,
 )
-from seglib.upsampling import conv_output_size, conv_transpose_output_size
+from seglib.ops.upsampling import conv_output_size, conv_transpose_output_size
 
 # --------------------------------------------------------------------------- student versions
 

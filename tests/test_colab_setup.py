@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import seglib
-from seglib.exercises import REPOSITORY
+from seglib.tools.exercises import REPOSITORY
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))

@@ -71,7 +71,7 @@ def test_download_from_file_url_and_offline_reason(tmp_path):
 
 
 def test_finetuning_plumbing_on_the_fake_copy(tmp_path):
-    from seglib.instance_metrics import coco_mask_ap
+    from seglib.metrics.instance import coco_mask_ap
     from seglib.models.maskrcnn import (LossLog, build_maskrcnn, dataset_batches, detection_forward, predict,
                                         replace_predictors)
     from seglib.train import train

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from seglib import exercises
-from seglib.exercises import (
+from seglib.tools.exercises import (
     MARKDOWN_PLACEHOLDER,
     NOTE_CELL_ID,
     colab_url,

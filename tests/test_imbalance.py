@@ -145,7 +145,7 @@ def test_evaluator_returns_the_table_keys():
 
 def test_recipes_are_registered():
     for name in imbalance.LOSS_NAMES:
-        assert RECIPES[f"loss_{name}"] == f"seglib.imbalance:loss_{name}"
+        assert RECIPES[f"loss_{name}"] == f"seglib.labs.losses:loss_{name}"
 
 
 def test_objects_found_counts_objects_with_any_hit():

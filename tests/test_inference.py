@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from seglib.inference import interior_agreement, mirror_pad, tile_grid, tiled_predict
+from seglib.ops.tiling import interior_agreement, mirror_pad, tile_grid, tiled_predict
 from seglib.models.unet import UNet
 
 

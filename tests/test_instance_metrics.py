@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seglib.data import generate_scenes, SceneConfig
-from seglib.instance_metrics import (coco_mask_ap, fill_stuff, match_instances, panoptic_from_instances,
+from seglib.metrics.instance import (coco_mask_ap, fill_stuff, match_instances, panoptic_from_instances,
                                      panoptic_pairs, panoptic_quality)
 
 

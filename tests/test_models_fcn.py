@@ -21,7 +21,7 @@ from seglib.models.fcn import (
     receptive_field,
     sliding_window_scores,
 )
-from seglib.recipes_fcn import flat_metrics, object_patches, patch_accuracy, patch_batches, scene_evaluator, train_fcn
+from seglib.labs.fcn import flat_metrics, object_patches, patch_accuracy, patch_batches, scene_evaluator, train_fcn
 
 
 @pytest.fixture

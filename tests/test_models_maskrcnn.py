@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from seglib.data import SceneConfig, generate_scenes
-from seglib.instance_metrics import panoptic_quality
+from seglib.metrics.instance import panoptic_quality
 from seglib.models import maskrcnn as mrcnn
 
 SMALL = SceneConfig(size=64, min_objects=1, max_objects=3)

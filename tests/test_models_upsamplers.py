@@ -16,7 +16,7 @@ from seglib.models.upsamplers import (
     transposed_padding,
     upsample_layer,
 )
-from seglib.upsampling import conv_transpose_output_size
+from seglib.ops.upsampling import conv_transpose_output_size
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

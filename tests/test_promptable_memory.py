@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from seglib.data.video import generate_clip
-from seglib.models.promptable.memory import MaskMemory, j_scores, track
-from seglib.models.promptable.predictor import Prediction
+from seglib.tracking import MaskMemory, j_scores, track
+from seglib.predictor import Prediction
 
 
 def test_readout_copies_the_mask_of_matching_cells():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seglib.models.promptable import build_small_sam
-from seglib.models.promptable.predictor import (
+from seglib.predictor import (
     Prediction,
     SegmentAnythingAdapter,
     SmallSamPredictor,

@@ -6,7 +6,7 @@ import torch
 from seglib.data import SceneConfig
 from seglib.data.shapes import split_scenes
 from seglib.models.promptable import build_small_sam
-from seglib.models.promptable.training import (
+from seglib.labs.sam import (
     PromptOutputs,
     evaluate_promptable,
     mask_losses,

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from seglib.models.promptable import build_small_sam
-from seglib.models.promptable.predictor import SmallSamPredictor
-from seglib.sam_widgets import PromptSession, PromptWidget, prompt_widget
+from seglib.predictor import SmallSamPredictor
+from seglib.widgets.prompts import PromptSession, PromptWidget, prompt_widget
 
 
 class CountingPredictor(SmallSamPredictor):

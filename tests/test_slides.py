@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from seglib.slides import (
+from seglib.tools.slides import (
     ASSET_DIR,
     ASSETS,
     STATIC_WIDGET_NOTE,

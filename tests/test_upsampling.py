@@ -1,4 +1,4 @@
-"""seglib.upsampling against torch.nn.functional over full grids of layer settings."""
+"""seglib.ops.upsampling against torch.nn.functional over full grids of layer settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seglib.upsampling import (
+from seglib.ops.upsampling import (
     CONV_SIZE_FORMULA,
     CONV_TRANSPOSE_SIZE_FORMULA,
     bed_of_nails,

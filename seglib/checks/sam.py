@@ -7,9 +7,10 @@ from typing import Callable
 
 import torch
 
-from seglib.checks import CheckFailed, assert_close, call_student, passed
-from seglib.models.promptable.model import paired_iou, select_best_mask
+from seglib.checks.core import CheckFailed, assert_close, call_student, passed
+from seglib.metrics.masks import paired_iou
 from seglib.models.promptable.prompt_encoder import random_fourier_features
+from seglib.predictor import select_best_mask
 
 __all__ = ["check_best_mask", "check_fourier_encoding", "fourier_encoding_reference"]
 

@@ -7,11 +7,12 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from seglib.checks import CheckFailed, assert_close, call_student, passed
-from seglib.models.deeplab import empirical_receptive_field
+from seglib.checks.core import CheckFailed, assert_close, call_student, passed
+from seglib.models.deeplab import dilated_stack
 from seglib.models.unet import DecoderBlock
+from seglib.ops.receptive_field import empirical_receptive_field
 
-__all__ = ["RECEPTIVE_FIELD_CASES", "check_decoder_block", "check_receptive_field", "dilated_stack"]
+__all__ = ["RECEPTIVE_FIELD_CASES", "check_decoder_block", "check_receptive_field"]
 
 #: ``(kernel_sizes, dilations)`` stacks the receptive-field check asks about.
 RECEPTIVE_FIELD_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
@@ -98,20 +99,6 @@ def check_decoder_block(student_cls: Callable[..., nn.Module]) -> None:
         assert_close(f"forward with {why}", got, expected, rtol=1e-4, atol=1e-4)
     passed(f"decoder block: (B,{_IN},5,7) + skip -> (B,{_OUT},10,14), centre-cropped skips, "
            "same outputs as the reference")
-
-
-def dilated_stack(kernel_sizes: Sequence[int], dilations: Sequence[int]) -> nn.Sequential:
-    """Single-channel, linear stack of "same" 3x3-style convolutions with all weights 1 (no activation).
-
-    With positive weights and no ReLU, every input pixel inside the receptive
-    field gets a non-zero gradient, so :func:`empirical_receptive_field` finds it exactly.
-    """
-    layers = []
-    for k, d in zip(kernel_sizes, dilations):
-        conv = nn.Conv2d(1, 1, k, padding=d * (k - 1) // 2, dilation=d, bias=False)
-        nn.init.ones_(conv.weight)
-        layers.append(conv)
-    return nn.Sequential(*layers)
 
 
 def _rf_hint(kernel_sizes: Sequence[int], dilations: Sequence[int], got: object) -> str:

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from seglib.checks import CheckFailed, assert_close, call_student, passed
-from seglib.upsampling import conv_matrix, conv_output_size, conv_transpose_output_size, explain_output_size
+from seglib.checks.core import CheckFailed, assert_close, call_student, passed
+from seglib.ops.upsampling import conv_matrix, conv_output_size, conv_transpose_output_size, explain_output_size
 
 OUTPUT_SIZE_QUESTIONS: list[dict] = [
     dict(kind="conv", n=5, k=3, s=1, p=0, d=1, output_padding=0),

@@ -23,10 +23,14 @@ on pixel edges.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 
-from seglib.data.shapes import SceneBatch, _boxes
+from seglib.data.drawing import _boxes
+from seglib.data.shapes import SceneBatch, SceneConfig, scene_stream
 
 __all__ = [
     "NO_CLICK",
@@ -280,3 +284,76 @@ def nest_spots(scenes: SceneBatch, fraction: float = 0.25,
     nested = SceneBatch(images=images, semantic=semantic, instance_map=instance_map, masks=masks,
                         boxes=_boxes(masks), labels=labels, valid=valid, config=scenes.config)
     return nested, whole_of
+
+
+@dataclass
+class PromptTask:
+    """The inputs of one training step (see the module docstring).
+
+    Attributes:
+        images: float ``(B, 3, H, W)``.
+        targets: bool ``(B, H, W)`` the mask each row's prompt asks for.
+        clicks: float ``(B, 2)`` first positive click of every row.
+        boxes: float ``(B, 4)`` jittered boxes of the object of every row.
+        num_clicks, num_boxes: rows ``[0, num_clicks)`` are one-click rows,
+            the next ``num_boxes`` box rows, the rest correction rows.
+        corrections: correction clicks of the correction rows (1 or 2).
+        generator: random source for the correction clicks.
+        asks_whole: bool ``(B,)`` one-click rows whose click is on a nested
+            spot and whose target is the whole thing under it.
+    """
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    clicks: torch.Tensor
+    boxes: torch.Tensor
+    num_clicks: int
+    num_boxes: int
+    corrections: int
+    generator: torch.Generator
+    asks_whole: torch.Tensor
+
+
+
+def prompt_tasks(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
+                 device: torch.device | str = "cpu", click_fraction: float = 0.4, box_fraction: float = 0.3,
+                 nest_fraction: float = 0.25) -> Iterator[tuple[PromptTask, torch.Tensor]]:
+    """Endless ``(PromptTask, targets)`` training batches generated on ``device``.
+
+    Args:
+        batch_size: scenes (and prompts) per batch, at least 3.
+        config: scene options (default :class:`SceneConfig`, 64 x 64).
+        seed: seed of the scenes and of the prompts.
+        click_fraction, box_fraction: shares of one-click and box rows; the
+            rest are correction rows.
+        nest_fraction: share of scenes that get a nested spot (ambiguous clicks).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 3:
+        raise ValueError(f"batch_size must be an int >= 3, got {batch_size!r}")
+    if not (0 <= click_fraction and 0 <= box_fraction and click_fraction + box_fraction <= 1):
+        raise ValueError(f"click_fraction and box_fraction must be >= 0 with a sum <= 1, "
+                         f"got {click_fraction} and {box_fraction}")
+    config = config or SceneConfig(min_objects=1)
+    if config.min_objects < 1:
+        raise ValueError(f"config.min_objects must be at least 1 (every scene needs a target), got {config.min_objects}")
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(int(seed) + 1)
+    num_clicks = round(batch_size * click_fraction)
+    num_boxes = round(batch_size * box_fraction)
+    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
+        scenes, whole_of = nest_spots(scenes, nest_fraction, generator)
+        rows = torch.arange(batch_size, device=device)
+        pick = torch.rand(scenes.valid.shape, generator=generator, device=device).masked_fill(~scenes.valid, -1)
+        chosen = pick.argmax(dim=1)
+        own = scenes.masks[rows, chosen]
+        clicks = random_clicks(own, generator)
+        # A click on a nested spot asks, half the time, for the whole thing under it.
+        parent = whole_of[rows, chosen]
+        whole = scenes.masks[rows, parent.clamp(min=0)] | own
+        ask_whole = (parent >= 0) & (torch.rand(batch_size, generator=generator, device=device) < 0.5)
+        ask_whole &= rows < num_clicks
+        targets = torch.where(ask_whole[:, None, None], whole, own)
+        boxes = jitter_boxes(scenes.boxes[rows, chosen], config.size, generator=generator)
+        corrections = int(torch.randint(1, 3, (1,), generator=generator, device=device))
+        yield (PromptTask(scenes.images, targets, clicks, boxes, num_clicks, num_boxes, corrections, generator,
+                          ask_whole), targets)

@@ -23,15 +23,20 @@ import os
 import socket
 import urllib.error
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seglib.data.shapes import IGNORE_INDEX
 
-__all__ = ["PET_CLASSES", "OxfordPetSegmentation", "data_root", "load_oxford_pets", "random_batches",
-           "stack_dataset", "trimap_to_labels"]
+__all__ = [
+    "OxfordPetSegmentation",
+    "PET_CLASSES",
+    "data_root",
+    "load_oxford_pets",
+    "stack_dataset",
+    "trimap_to_labels",
+]
 __all__ += ["PENNFUDAN_CLASSES", "PENNFUDAN_URL", "PennFudanPed", "load_penn_fudan"]
 
 DATA_VARIABLE = "SEGLIB_DATA"
@@ -154,33 +159,6 @@ def stack_dataset(dataset: Dataset, limit: int | None = None, num_workers: int =
     return torch.cat(images), torch.cat(labels)
 
 
-def random_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0,
-                   flip: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless random batches ``(images (B,3,S,S), labels (B,S,S))`` drawn from tensors in memory.
-
-    Each batch samples ``batch_size`` indices without replacement (a new
-    permutation every epoch) on the tensors' device; with ``flip`` half of the
-    pairs are mirrored left-right.
-    """
-    if images.dim() != 4 or labels.dim() != 3 or images.shape[0] != labels.shape[0] \
-            or images.shape[-2:] != labels.shape[-2:]:
-        raise ValueError(f"images (N,3,H,W) and labels (N,H,W) must match, got {tuple(images.shape)} "
-                         f"and {tuple(labels.shape)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= images.shape[0]:
-        raise ValueError(f"batch_size must be an int in [1, {images.shape[0]}], got {batch_size!r}")
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        order = torch.randperm(images.shape[0], generator=generator)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            index = order[start:start + batch_size].to(images.device)
-            batch_images, batch_labels = images[index], labels[index]
-            if flip:
-                mirror = (torch.rand(batch_size, generator=generator) < 0.5).to(images.device)
-                batch_images = torch.where(mirror[:, None, None, None], batch_images.flip(-1), batch_images)
-                batch_labels = torch.where(mirror[:, None, None], batch_labels.flip(-1), batch_labels)
-            yield batch_images, batch_labels
-
-
 # -- Penn-Fudan pedestrians (instance segmentation) ------------------------------------------------
 
 PENNFUDAN_URL = "https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip"
@@ -194,7 +172,7 @@ class PennFudanPed(Dataset):
     The target holds ``masks`` bool ``(n, H, W)``, ``boxes`` float32
     ``(n, 4)`` xyxy (pixel edges) and ``labels`` int64 ``(n,)`` (all 1,
     person), the format of torchvision's detection models and of
-    :func:`seglib.instance_metrics.coco_mask_ap`.
+    :func:`seglib.metrics.instance.coco_mask_ap`.
 
     Args:
         root: folder holding ``PennFudanPed/PNGImages`` and ``PennFudanPed/PedMasks``;
@@ -271,7 +249,8 @@ def load_penn_fudan(split: str = "train", root: str | Path | None = None, downlo
     """
     import zipfile
 
-    from seglib.pretrained import DownloadError, download as fetch
+    from seglib.pretrained import DownloadError
+    from seglib.pretrained import download as fetch
 
     root = Path(root) if root is not None else data_root()
     if download and not (root / "PennFudanPed" / "PNGImages").is_dir():

@@ -14,15 +14,14 @@ Shapes: images float ``(B, 3, H, W)`` in [0, 1], ``H`` and ``W`` multiples of
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from seglib.data.shapes import SceneConfig, scene_stream
 from seglib.models.upsamplers import UPSAMPLING_KINDS, upsample_layer
 
-__all__ = ["ConvAutoencoder", "band_energy_ratio", "reconstruction_batches"]
+__all__ = ["ConvAutoencoder"]
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -116,46 +115,3 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def reconstruction_batches(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
-                           device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless ``(images, images)`` pairs ``(B, 3, H, W)``: the target of a reconstruction is its input."""
-    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
-        yield scenes.images, scenes.images
-
-
-def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
-                      bands: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """How much of the inputs' power at each spatial frequency the reconstructions keep.
-
-    Both stacks lose their per-channel mean, go through a 2-D FFT, and their
-    power is summed over rings of radial frequency (in cycles per pixel,
-    ``0`` to ``0.5``; the corners beyond 0.5 join the last ring).
-
-    Args:
-        reconstructions, images: float ``(B, C, H, W)`` of the same shape.
-        bands: number of rings.
-
-    Returns:
-        ``(centres, ratio)``, both float ``(bands,)``: the ring centres in
-        cycles per pixel and the summed power of ``reconstructions`` over that
-        of ``images`` in each ring.
-    """
-    _check_images("reconstructions", reconstructions)
-    _check_images("images", images)
-    if reconstructions.shape != images.shape:
-        raise ValueError(f"reconstructions must have the shape of images {tuple(images.shape)}, "
-                         f"got {tuple(reconstructions.shape)}")
-    _check_positive_int("bands", bands)
-    height, width = images.shape[-2:]
-    fy = torch.fft.fftfreq(height, device=images.device).view(-1, 1)
-    fx = torch.fft.fftfreq(width, device=images.device).view(1, -1)
-    ring = ((fy**2 + fx**2).sqrt() / 0.5 * bands).long().clamp(max=bands - 1).flatten()
-
-    def ring_power(stack: torch.Tensor) -> torch.Tensor:
-        stack = stack.detach().double()
-        power = torch.fft.fft2(stack - stack.mean(dim=(-2, -1), keepdim=True)).abs().pow(2)
-        return torch.zeros(bands, dtype=torch.float64, device=stack.device).index_add_(
-            0, ring, power.sum(dim=(0, 1)).flatten())
-
-    centres = (torch.arange(bands, dtype=torch.float64) + 0.5) * 0.5 / bands
-    return centres.float(), (ring_power(reconstructions) / ring_power(images).clamp_min(1e-30)).float().cpu()

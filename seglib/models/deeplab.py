@@ -37,7 +37,7 @@ from torch import nn
 from seglib.models.unet import ConvBlock
 from seglib.validation import check_positive_int
 
-__all__ = ["ASPP", "AtrousBackbone", "DeepLab", "empirical_receptive_field"]
+__all__ = ["ASPP", "AtrousBackbone", "DeepLab"]
 
 OUTPUT_STRIDES = (4, 8, 16)
 
@@ -172,53 +172,15 @@ class DeepLab(nn.Module):
         return F.interpolate(logits, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
 
 
-def empirical_receptive_field(model: nn.Module, input_size: int = 65, in_channels: int = 3,
-                              position: tuple[int, int] | None = None, seed: int = 0) -> tuple[int, int]:
-    """Height and width of the input window that one output pixel depends on, found by back-propagation.
+def dilated_stack(kernel_sizes: Sequence[int], dilations: Sequence[int]) -> nn.Sequential:
+    """Single-channel, linear stack of "same" 3x3-style convolutions with all weights 1 (no activation).
 
-    A random input ``(1, in_channels, input_size, input_size)`` goes through
-    ``model`` (in eval mode, so batch norm uses its running statistics); the
-    sum over channels of the output at ``position`` is back-propagated, and
-    the bounding box of the input pixels with a non-zero gradient is measured.
-    The result is capped by ``input_size``: choose it larger than the field
-    you expect (a global pooling layer makes the field the whole input).
-
-    Args:
-        model: maps ``(1, in_channels, S, S)`` to ``(1, C, S', S')``; a dict
-            output uses its ``"out"``.
-        input_size: side of the square input.
-        in_channels: channels of the input.
-        position: ``(row, column)`` of the output pixel; default its centre.
-        seed: seed of the random input.
-
-    Returns:
-        ``(height, width)`` of the receptive field in input pixels.
+    With positive weights and no ReLU, every input pixel inside the receptive
+    field gets a non-zero gradient, so :func:`empirical_receptive_field` finds it exactly.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_positive_int("input_size", input_size)
-    check_positive_int("in_channels", in_channels)
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand(1, in_channels, input_size, input_size, generator=generator).to(device).requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
-        out = model(x)
-    finally:
-        model.train(was_training)
-    if isinstance(out, dict):
-        out = out["out"]
-    if out.dim() != 4:
-        raise ValueError(f"model must return (1,C,H,W) maps, got shape {tuple(out.shape)}")
-    rows, cols = out.shape[-2:]
-    row, col = position if position is not None else (rows // 2, cols // 2)
-    if not (0 <= row < rows and 0 <= col < cols):
-        raise ValueError(f"position must lie in the {rows}x{cols} output, got {(row, col)}")
-    out[0, :, row, col].sum().backward()
-    touched = x.grad[0].abs().sum(dim=0) > 0
-    if not bool(touched.any()):
-        return 0, 0
-    ys, xs = touched.any(dim=1).nonzero(), touched.any(dim=0).nonzero()
-    return int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+    layers = []
+    for k, d in zip(kernel_sizes, dilations):
+        conv = nn.Conv2d(1, 1, k, padding=d * (k - 1) // 2, dilation=d, bias=False)
+        nn.init.ones_(conv.weight)
+        layers.append(conv)
+    return nn.Sequential(*layers)

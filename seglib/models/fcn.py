@@ -27,27 +27,20 @@ import math
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from seglib.validation import check_positive_int
 
 __all__ = [
-    "FCN",
-    "VARIANTS",
     "Encoder",
+    "FCN",
     "PatchClassifier",
-    "activation_bytes",
+    "VARIANTS",
     "bilinear_kernel",
     "bilinear_upsampler",
     "build_fcn",
     "conv_from_linear",
     "convolutionalize",
-    "forward_flops",
-    "full_resolution_cost",
-    "receptive_field",
-    "sliding_window_scores",
 ]
 
 #: FCN variant -> output strides whose class scores are summed (coarsest first).
@@ -358,150 +351,3 @@ def build_fcn(variant: str = "8s", num_classes: int = 5, widths: Sequence[int] =
     return FCN(num_classes=num_classes, variant=variant, widths=tuple(widths), head_width=head_width)
 
 
-def receptive_field(module: nn.Module) -> tuple[int, int]:
-    """Receptive field and stride (in input pixels) of a chain of convolutions and pools.
-
-    Walks ``module.modules()`` in registration order and treats every
-    ``Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` as one layer of a plain chain
-    (true for :class:`Encoder` and for :func:`convolutionalize`'s output, not
-    for networks with skips). With kernel ``k``, stride ``s`` and dilation
-    ``d``: ``rf += (k - 1) * d * jump``, then ``jump *= s``.
-
-    Returns:
-        ``(rf, jump)``: one output pixel sees an ``rf x rf`` window of the
-        input, and neighbouring outputs are ``jump`` pixels apart.
-    """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    rf, jump, layers = 1, 1, 0
-    for layer in module.modules():
-        if not isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            continue
-        kernel, stride = layer.kernel_size, layer.stride
-        dilation = getattr(layer, "dilation", 1)
-        kernel, stride, dilation = (v[0] if isinstance(v, tuple) else v for v in (kernel, stride, dilation))
-        rf += (kernel - 1) * dilation * jump
-        jump *= stride
-        layers += 1
-    if layers == 0:
-        raise ValueError("module must contain at least one Conv2d, MaxPool2d or AvgPool2d layer")
-    return rf, jump
-
-
-def sliding_window_scores(classifier: PatchClassifier, image: torch.Tensor, stride: int = 1,
-                          batch_size: int = 1024) -> torch.Tensor:
-    """Classify a window around every ``stride``-th pixel of one image, one window at a time.
-
-    The naive way to segment with a classifier. The image is padded by
-    repeating its edge pixels so that every pixel ``(i, j)`` with ``i`` and
-    ``j`` multiples of ``stride`` gets the ``P x P`` window whose top-left
-    corner is ``(i - P//2, j - P//2)`` (``P = classifier.patch_size``). The
-    windows go through the classifier in batches of ``batch_size`` (each
-    window is a separate forward pass; batching only saves Python overhead).
-
-    Args:
-        classifier: a :class:`PatchClassifier` (in eval mode for deterministic scores).
-        image: float ``(3, H, W)``.
-        stride: distance between the classified pixels.
-        batch_size: windows per call of the classifier.
-
-    Returns:
-        Scores ``(K, ceil(H / stride), ceil(W / stride))`` on the classifier's device.
-    """
-    if not isinstance(classifier, PatchClassifier):
-        raise TypeError(f"classifier must be a PatchClassifier, got {type(classifier).__name__}")
-    if not isinstance(image, torch.Tensor) or image.dim() != 3:
-        raise ValueError(f"image must be a tensor (3,H,W), got "
-                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
-    _check_images(image.unsqueeze(0), "image")
-    check_positive_int("stride", stride)
-    check_positive_int("batch_size", batch_size)
-    size = classifier.patch_size
-    before, after = size // 2, size - 1 - size // 2
-    device = next(classifier.parameters()).device
-    padded = F.pad(image.to(device).unsqueeze(0), (before, after, before, after), mode="replicate")
-    windows = F.unfold(padded, size, stride=stride)  # (1, 3*P*P, L)
-    windows = windows.squeeze(0).T.reshape(-1, 3, size, size)
-    with torch.no_grad():
-        scores = torch.cat([classifier(windows[start:start + batch_size])
-                            for start in range(0, windows.shape[0], batch_size)])
-    rows, cols = -(-image.shape[1] // stride), -(-image.shape[2] // stride)
-    return scores.T.reshape(-1, rows, cols)
-
-
-def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """Floating-point operations of ``model(x)`` (a multiply-add counts 2), by ``torch.utils.flop_counter``.
-
-    Only matrix products and convolutions are counted (the operations that
-    dominate); the model runs once under ``torch.no_grad``.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return int(counter.get_total_flops())
-
-
-def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the outputs of every leaf module in ``model(x)``: the activations training keeps.
-
-    Counts each output tensor of a module without children once (an in-place
-    ReLU counts like any other layer, so this is an upper bound). Run it on
-    the ``meta`` device to size networks too large to execute.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    total = 0
-
-    def count(module, inputs, output):
-        nonlocal total
-        if isinstance(output, torch.Tensor):
-            total += output.numel() * output.element_size()
-
-    handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
-
-
-def full_resolution_cost(side: int, channels: int = 64, kernel_size: int = 3) -> dict[str, float]:
-    """What segmenting with stride-1 convolutions only would cost, computed.
-
-    The network keeps the input resolution: ``L`` "same" convolutions of
-    ``kernel_size`` with ``channels`` channels, each followed by a ReLU, deep
-    enough that an output pixel sees the whole ``side x side`` image
-    (receptive field ``1 + L (k - 1) >= side``).
-
-    Args:
-        side: image side in pixels (>= 2).
-        channels: C, the width of every layer.
-        kernel_size: k (>= 2).
-
-    Returns:
-        ``layers`` L, ``receptive_field``, ``gflops`` of one forward pass of an
-        RGB image (multiply-add = 2), and ``activation_mb``, the float32
-        outputs of the L convolutions and L ReLUs (as :func:`activation_bytes`
-        counts them), in MiB.
-    """
-    check_positive_int("side", side)
-    check_positive_int("channels", channels)
-    check_positive_int("kernel_size", kernel_size)
-    if side < 2 or kernel_size < 2:
-        raise ValueError(f"side and kernel_size must be at least 2, got side={side}, kernel_size={kernel_size}")
-    layers = math.ceil((side - 1) / (kernel_size - 1))
-    pixels = side * side
-    flops = 2 * kernel_size**2 * pixels * channels * (3 + (layers - 1) * channels)
-    return {
-        "layers": layers,
-        "receptive_field": 1 + layers * (kernel_size - 1),
-        "gflops": flops / 1e9,
-        "activation_mb": 2 * layers * channels * pixels * 4 / 2**20,
-    }

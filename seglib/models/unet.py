@@ -38,16 +38,13 @@ auxiliary loss trains that path directly.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.data.shapes import IGNORE_INDEX
 from seglib.validation import check_positive_int
 
-__all__ = ["PADDINGS", "BLOCKS", "AuxLoss", "ConvBlock", "DecoderBlock", "UNet", "center_crop"]
+__all__ = ["BLOCKS", "ConvBlock", "DecoderBlock", "PADDINGS", "UNet", "center_crop"]
 
 PADDINGS = ("same", "valid")
 BLOCKS = ("plain", "residual")
@@ -309,40 +306,3 @@ class UNet(nn.Module):
         return logits
 
 
-class AuxLoss(nn.Module):
-    """``loss(out, target) + weight * loss(aux, target)`` for models with an auxiliary head.
-
-    ``outputs`` is either a logits tensor (then this is just ``loss``) or a
-    dict with ``"out"`` and optionally ``"aux"`` logits, as returned by
-    :class:`UNet` with ``aux_head=True`` in training mode and by torchvision's
-    segmentation models with ``aux_loss=True``. Auxiliary logits at a lower
-    resolution are upsampled bilinearly to the target's size first.
-
-    Args:
-        weight: weight of the auxiliary term, ``>= 0`` (torchvision's recipes use 0.5).
-        loss_fn: ``loss_fn(logits (B,C,H,W), target (B,H,W)) -> scalar``;
-            default: cross entropy ignoring label 255.
-    """
-
-    def __init__(self, weight: float = 0.5,
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
-        super().__init__()
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise ValueError(f"weight must be a number >= 0, got {weight!r}")
-        if loss_fn is not None and not callable(loss_fn):
-            raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-        self.weight = float(weight)
-        self.loss_fn = loss_fn or (lambda logits, target: F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX))
-
-    def forward(self, outputs: torch.Tensor | dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        if isinstance(outputs, torch.Tensor):
-            return self.loss_fn(outputs, target)
-        if not isinstance(outputs, dict) or "out" not in outputs:
-            raise TypeError(f"outputs must be logits or a dict with 'out' (and 'aux'), got {type(outputs).__name__}")
-        loss = self.loss_fn(outputs["out"], target)
-        aux = outputs.get("aux")
-        if aux is None or self.weight == 0:
-            return loss
-        if aux.shape[-2:] != target.shape[-2:]:
-            aux = F.interpolate(aux, size=tuple(target.shape[-2:]), mode="bilinear", align_corners=False)
-        return loss + self.weight * self.loss_fn(aux, target)

@@ -22,23 +22,12 @@ every output cell the same number of taps by construction.
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.data.shapes import SceneConfig, scene_stream
-
-__all__ = [
-    "UPSAMPLING_KINDS",
-    "SuperResolver",
-    "checkerboard_amplitude",
-    "checkerboard_score",
-    "superresolution_batches",
-    "transposed_padding",
-    "upsample_layer",
-]
+__all__ = ["SuperResolver", "UPSAMPLING_KINDS", "transposed_padding", "upsample_layer"]
 
 UPSAMPLING_KINDS = ("transposed", "nearest", "bilinear")
 
@@ -125,82 +114,3 @@ class SuperResolver(nn.Module):
         return self.tail(F.relu(self.up(F.relu(self.head(x)))))
 
 
-def superresolution_batches(batch_size: int = 16, config: SceneConfig | None = None, scale: int = 2, seed: int = 0,
-                            device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless training pairs ``(low_res, images)``: the scenes averaged down by ``scale``.
-
-    ``low_res`` is ``(B, 3, H/scale, W/scale)``, ``images`` is ``(B, 3, H, W)``;
-    ``config.size`` must be a multiple of ``scale``.
-    """
-    _check_positive_int("scale", scale, 2)
-    config = config or SceneConfig()
-    if config.size % scale:
-        raise ValueError(f"config.size must be a multiple of scale ({scale}), got {config.size}")
-    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
-        yield F.avg_pool2d(scenes.images, scale), scenes.images
-
-
-def _periodic_part(images: object, period: object, border: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(crop, centred, pattern)``: the cropped images, the same minus their mean per channel, and the best
-    ``period``-periodic approximation of ``centred``; all float64 ``(B, C, H - 2*border, W - 2*border)``."""
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
-        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a float tensor of shape (B, C, H, W), got {got}")
-    _check_positive_int("period", period, 2)
-    _check_positive_int("border", border, 0)
-    height, width = images.shape[-2:]
-    if min(height, width) - 2 * border < period:
-        raise ValueError(f"images of {height}x{width} with border={border} leave less than one period ({period}) "
-                         "of pixels; expected larger images or a smaller border")
-    crop = images[..., border:height - border, border:width - border].double()
-    centred = crop - crop.mean(dim=(-2, -1), keepdim=True)
-    pattern = torch.empty_like(centred)
-    for row in range(period):
-        for column in range(period):
-            phase = centred[..., row::period, column::period]
-            pattern[..., row::period, column::period] = phase.mean(dim=(-2, -1), keepdim=True)
-    return crop, centred, pattern
-
-
-def checkerboard_score(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
-    """Share of each image's variance explained by a pattern that repeats every ``period`` pixels.
-
-    The pixels split into ``period**2`` phases by ``(row % period, column %
-    period)``. The best ``period``-periodic approximation of an image takes
-    each phase's mean; its variance divided by the image's variance (both
-    summed over channels) is the score: 1 for a pure grid pattern such as a
-    checkerboard, about 0 for a smooth image, and 0 for a constant one.
-
-    Args:
-        images: float ``(B, C, H, W)``.
-        period: the stride of the upsampling layer under test, at least 2.
-        border: pixels cropped from every side first (padding effects).
-
-    Returns:
-        float ``(B,)`` in [0, 1].
-    """
-    crop, centred, pattern = _periodic_part(images, period, border)
-    total = centred.pow(2).sum(dim=(1, 2, 3))
-    periodic = pattern.pow(2).sum(dim=(1, 2, 3))
-    # An image whose variance is rounding noise (below 1e-10 of its energy) counts as constant.
-    constant = total <= 1e-10 * crop.pow(2).sum(dim=(1, 2, 3))
-    score = torch.where(constant, torch.zeros_like(total), periodic / total.clamp_min(torch.finfo(total.dtype).tiny))
-    return score.to(images.dtype)
-
-
-def checkerboard_amplitude(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
-    """Root-mean-square of the ``period``-periodic pattern of each image, in the units of its pixels.
-
-    The pattern is the one of :func:`checkerboard_score`; for an upsampler fed
-    a constant image, whose output should be constant too, this is the
-    strength of the grid it adds (e.g. in grey levels of [0, 1] images).
-
-    Args:
-        images: float ``(B, C, H, W)``.
-        period, border: as in :func:`checkerboard_score`.
-
-    Returns:
-        float ``(B,)``, >= 0.
-    """
-    _, _, pattern = _periodic_part(images, period, border)
-    return pattern.pow(2).mean(dim=(1, 2, 3)).sqrt().to(images.dtype)

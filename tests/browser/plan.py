@@ -3,7 +3,7 @@
     python tests/browser/plan.py ROOT NOTEBOOK...
 
 copies the notebooks into the server folder ROOT, writes the widget probe
-notebook there, and prints per notebook: its slide count (seglib.slides), its
+notebook there, and prints per notebook: its slide count (seglib.tools.slides), its
 speaker-note cells, whether it has math, and its widget cells (saved widget
 outputs, or a call in WIDGET_CALLS) with the code the kernel needs before
 running them (the setup cell and the imports above).
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from seglib.slides import count_slides, shows_widget
+from seglib.tools.slides import count_slides, shows_widget
 
 PROBE = "widget_probe.ipynb"
 # Calls that show a live widget, for notebooks whose saved outputs do not (yet) hold one.

@@ -151,7 +151,7 @@ describe('reveal.js HTML from make slides (offline)', () => {
   const probeSlides = join(ROOT, 'build', 'browser-probe-slides');
   before(() => {
     // the probe notebook, executed, so that its saved widget state goes into the HTML
-    python(['-m', 'seglib.slides', '--execute', '--out', probeSlides, join(serverRoot, 'widget_probe.ipynb')]);
+    python(['-m', 'seglib.tools.slides', '--execute', '--out', probeSlides, join(serverRoot, 'widget_probe.ipynb')]);
   });
 
   for (const plan of plans) {

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from seglib.models.common import LayerNorm2d
+
 
 class ImageFeatures(NamedTuple):
     """What the image encoder hands the mask decoder.
@@ -42,22 +44,6 @@ class ImageFeatures(NamedTuple):
             return t.repeat_interleave(repeats, dim=0)
 
         return ImageFeatures(rep(self.embedding), tuple(rep(t) for t in self.high_res))
-
-
-class LayerNorm2d(nn.Module):
-    """Layer norm over the channels of every pixel of ``(B, C, H, W)`` (SAM's neck uses it)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        var = (x - mean).pow(2).mean(dim=1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.models.promptable.image_encoder import LayerNorm2d
+from seglib.models.common import LayerNorm2d
 
 
 class MLP(nn.Module):

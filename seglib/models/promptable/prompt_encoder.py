@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from seglib.models.promptable.image_encoder import LayerNorm2d
+from seglib.models.common import LayerNorm2d
 
 NOT_A_POINT, NEGATIVE, POSITIVE, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT = -1, 0, 1, 2, 3
 """Point labels inside the prompt encoder (SAM's convention); users pass 0, 1 (and -1 for padding)."""

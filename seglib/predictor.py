@@ -282,3 +282,24 @@ def load_segment_anything(model_type: str = "vit_b", url: str | None = None, sha
     sam = package.sam_model_registry[model_type](checkpoint=str(path))
     sam.to(device).eval()
     return SegmentAnythingAdapter(package.SamPredictor(sam)), f"loaded SAM {model_type} from {url}"
+
+
+def select_best_mask(masks: torch.Tensor, iou_predictions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick, for each prompt, the candidate mask with the highest predicted IoU.
+
+    Args:
+        masks: ``(B, C, H, W)`` candidate masks (bool or logits).
+        iou_predictions: float ``(B, C)``.
+
+    Returns:
+        ``(best, index)``: the chosen masks ``(B, H, W)`` (same dtype as
+        ``masks``) and their indices int64 ``(B,)``.
+    """
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 4:
+        raise ValueError(f"masks must be a tensor (B,C,H,W), got "
+                         f"{tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__}")
+    if not isinstance(iou_predictions, torch.Tensor) or tuple(iou_predictions.shape) != tuple(masks.shape[:2]):
+        got = tuple(iou_predictions.shape) if isinstance(iou_predictions, torch.Tensor) else type(iou_predictions).__name__
+        raise ValueError(f"iou_predictions must have shape (B,C) = {tuple(masks.shape[:2])}, got {got}")
+    index = iou_predictions.argmax(dim=1)
+    return masks[torch.arange(masks.shape[0], device=masks.device), index], index

@@ -24,8 +24,8 @@ that this is the student version, and the Open-in-Colab badge points at the
 
 Command line (from the repository root; ``make exercises`` runs the first)::
 
-    python -m seglib.exercises              # notebooks/*.ipynb -> exercises/
-    python -m seglib.exercises --check      # exit 1 when exercises/ is out of date
+    python -m seglib.tools.exercises              # notebooks/*.ipynb -> exercises/
+    python -m seglib.tools.exercises --check      # exit 1 when exercises/ is out of date
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def out_of_date(sources: list[Path], output_dir: Path, orphans: bool = True) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: write (or ``--check``) the student versions."""
-    parser = argparse.ArgumentParser(prog="python -m seglib.exercises", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m seglib.tools.exercises", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help=f"instructor notebooks (default: all of {SOURCE_DIR}/, and stale copies are removed)")
     parser.add_argument("--output-dir", type=Path, default=Path(EXERCISE_DIR))

@@ -7,7 +7,7 @@ who clicks where the mask is wrong), :func:`show_tracks` and
 
 :class:`PromptSession` is the headless core (what the tests drive): it holds
 an image already encoded by a predictor, the prompts placed so far, and the
-latest :class:`~seglib.models.promptable.predictor.Prediction`; every change
+latest :class:`~seglib.predictor.Prediction`; every change
 of the prompts runs only the light ``predict``, never the image encoder.
 
 :func:`prompt_widget` wraps a session in ipywidgets: sliders choose a pixel,
@@ -25,20 +25,11 @@ from typing import Any
 
 import torch
 
-from seglib.data.prompts import center_clicks, correction_clicks
-from seglib.models.promptable.model import paired_iou
-from seglib.models.promptable.predictor import Prediction
-from seglib.viz import overlay_boxes, overlay_masks, show_image, show_points, to_uint8
+from seglib.predictor import Prediction
+from seglib.viz import highlight, overlay_boxes, to_uint8
 
 FOREGROUND_COLOUR = (0, 158, 115)
 BACKGROUND_COLOUR = (213, 94, 0)
-MASK_CLASS_COLOUR = 4
-"""Palette index (:data:`seglib.viz.PALETTE`, yellow) of the masks drawn here: promptable masks have no class."""
-
-
-def highlight(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
-    """A mask bool ``(H, W)`` over an image ``(3, H, W)`` in one bright colour; uint8 ``(3, H, W)``."""
-    return overlay_masks(image, mask[None].cpu(), labels=torch.tensor([MASK_CLASS_COLOUR]), alpha=alpha)
 
 
 class PromptSession:
@@ -295,7 +286,7 @@ def prompt_widget(predictor, image: torch.Tensor, scale: int = 5) -> PromptWidge
     """An interactive prompt editor for ``image`` (float ``(3, H, W)``) with ``predictor``.
 
     Args:
-        predictor: e.g. a :class:`~seglib.models.promptable.predictor.SmallSamPredictor`.
+        predictor: e.g. a :class:`~seglib.predictor.SmallSamPredictor`.
         image: the image to segment (encoded once, here).
         scale: how many screen pixels show one image pixel.
     """
@@ -305,147 +296,4 @@ def prompt_widget(predictor, image: torch.Tensor, scale: int = 5) -> PromptWidge
 # -- figures ------------------------------------------------------------------------------------
 
 
-def show_candidates(image: torch.Tensor, prediction: Prediction, points: torch.Tensor | None = None,
-                    labels: torch.Tensor | None = None, target: torch.Tensor | None = None, size: float = 2.4):
-    """One panel per candidate mask of ``prediction``, titled with its predicted IoU.
-
-    Args:
-        image: float ``(3, H, W)``.
-        prediction: from a predictor's ``predict`` on that image.
-        points, labels: the prompt's points ``(N, 2)`` and labels ``(N,)``, drawn on every panel.
-        target: bool ``(H, W)``; if given, each title also gives the true IoU.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    count = len(prediction.masks)
-    fig, axes = plt.subplots(1, count, figsize=(size * count, size * 1.1), squeeze=False)
-    best = int(prediction.iou_predictions.argmax())
-    for i, ax in enumerate(axes[0]):
-        mask = prediction.masks[i].cpu()
-        title = f"mask {i + 1}: IoU_pred {float(prediction.iou_predictions[i]):.2f}"
-        if target is not None:
-            title += f"\ntrue IoU {float(paired_iou(mask, target.cpu())):.2f}"
-        show_image(highlight(image, mask), ax=ax, title=title + (" (shown)" if i == best else ""))
-        if points is not None:
-            show_points(points, labels, ax=ax)
-    return fig
-
-
-def simulate_user(predictor, image: torch.Tensor, target: torch.Tensor, clicks: int = 3) -> list[dict]:
-    """A simulated user: the central click, then clicks where the mask is wrong.
-
-    The protocol of :func:`~seglib.models.promptable.training.evaluate_promptable`
-    on one object with a predictor: after the first click the mask with the
-    highest predicted IoU is kept, each later round passes the earlier
-    low-resolution logits as a mask prompt.
-
-    Args:
-        predictor: a predictor (``set_image`` is called here).
-        image: float ``(3, H, W)``.
-        target: bool ``(H, W)``, the object the user wants (not empty).
-        clicks: number of clicks, at least 1.
-
-    Returns:
-        One dict per click: ``points`` ``(k, 2)``, ``labels`` ``(k,)``, ``mask``
-        bool ``(H, W)`` and its true ``iou``.
-    """
-    if isinstance(clicks, bool) or not isinstance(clicks, int) or clicks < 1:
-        raise ValueError(f"clicks must be an int >= 1, got {clicks!r}")
-    predictor.set_image(image)
-    target = target.cpu()
-    points, labels = center_clicks(target[None]), torch.ones(1, dtype=torch.int64)
-    prediction = predictor.predict(points, labels, multimask_output=True)
-    best = int(prediction.iou_predictions.argmax())
-    mask, logits = prediction.masks[best].cpu(), prediction.low_res_logits[best:best + 1]
-    rounds = [{"points": points, "labels": labels, "mask": mask, "iou": float(paired_iou(mask, target))}]
-    for _ in range(clicks - 1):
-        point, label = correction_clicks(mask[None], target[None])
-        if int(label) < 0:  # nothing left to correct
-            rounds.append(dict(rounds[-1]))
-            continue
-        points, labels = torch.cat([points, point]), torch.cat([labels, label])
-        prediction = predictor.predict(points, labels, mask_input=logits, multimask_output=False)
-        mask, logits = prediction.masks[0].cpu(), prediction.low_res_logits[:1]
-        rounds.append({"points": points, "labels": labels, "mask": mask, "iou": float(paired_iou(mask, target))})
-    return rounds
-
-
-def show_click_rounds(predictor, scenes, objects: list[tuple[int, int]], clicks: int = 3, size: float = 2.0):
-    """Rows of objects; columns: each click round, a box prompt and the target.
-
-    Args:
-        predictor: a predictor.
-        scenes: a :class:`~seglib.data.shapes.SceneBatch`.
-        objects: ``(scene index, slot)`` pairs.
-        clicks: click rounds shown.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    columns = clicks + 2
-    fig, axes = plt.subplots(len(objects), columns, figsize=(size * columns, size * len(objects) * 1.1),
-                             squeeze=False)
-    for row, (i, slot) in enumerate(objects):
-        image, target = scenes.images[i], scenes.masks[i, slot]
-        for k, result in enumerate(simulate_user(predictor, image, target, clicks)):
-            ax = show_image(highlight(image, result["mask"]), ax=axes[row, k],
-                            title=f"{k + 1} click{'s' if k else ''}: IoU {result['iou']:.2f}")
-            show_points(result["points"], result["labels"], ax=ax, size=60)
-        box = scenes.boxes[i, slot]
-        mask = predictor.predict(box=box, multimask_output=False).masks[0].cpu()
-        picture = overlay_boxes(highlight(image, mask).float() / 255, box[None], labels=torch.tensor([5]), width=1)
-        show_image(picture, ax=axes[row, clicks], title=f"box: IoU {float(paired_iou(mask, target)):.2f}")
-        show_image(highlight(image, target), ax=axes[row, clicks + 1], title="target")
-    fig.tight_layout()
-    return fig
-
-
-def show_tracks(clip, tracks: dict, target: int = 0, frames: list[int] | None = None, size: float = 1.3):
-    """A grid of frames (columns) for the ground truth and each tracking method (rows).
-
-    Args:
-        clip: a :class:`~seglib.data.video.VideoClip`.
-        tracks: method name -> bool masks ``(T, H, W)`` (e.g. :func:`~seglib.models.promptable.memory.track`'s).
-        target: slot of the tracked thing.
-        frames: frame indices shown (default 7 evenly spaced).
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    frames = frames if frames is not None else torch.linspace(0, len(clip) - 1, 7).round().long().tolist()
-    rows = {"ground truth": clip.masks[:, target], **tracks}
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(size * len(frames), size * len(rows)), squeeze=False)
-    for r, (name, masks) in enumerate(rows.items()):
-        for c, t in enumerate(frames):
-            ax = show_image(highlight(clip.frames[t], masks[t]), ax=axes[r, c],
-                            title=f"frame {t}" if r == 0 else None)
-            if c == 0:
-                ax.text(-4, clip.frames.shape[-1] / 2, name, rotation=90, ha="right", va="center", fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.1)
-    return fig
-
-
-def plot_j(scores: dict, ax=None):
-    """Mean J per frame (over clips) of each method: ``scores`` maps method -> ``(clips, T)``."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.gca()
-    for name, values in scores.items():
-        ax.plot(values.mean(dim=0).tolist(), marker="o", markersize=3, label=f"{name} (mean {values.mean():.2f})")
-    ax.set_xlabel("frame")
-    ax.set_ylabel("J (IoU with the truth)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
-
-
-__all__ = ["PromptSession", "PromptWidget", "highlight", "plot_j", "prompt_widget", "show_candidates", "show_click_rounds",
-           "show_tracks", "simulate_user"]
+__all__ = ["PromptSession", "PromptWidget", "prompt_widget"]

@@ -21,7 +21,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from seglib.upsampling import (
+from seglib.ops.upsampling import (
     CONV_SIZE_FORMULA,
     CONV_TRANSPOSE_SIZE_FORMULA,
     conv_output_size,

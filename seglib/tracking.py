@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from seglib.data.prompts import center_clicks
-from seglib.models.promptable.model import paired_iou
+from seglib.metrics.masks import paired_iou
 
 METHODS = ("memory", "first_frame", "every_frame")
 """How :func:`track` segments frames after the first (see its docstring)."""
@@ -134,7 +134,7 @@ def track(predictor, frames: torch.Tensor, first_mask: torch.Tensor, method: str
 
     Args:
         predictor: a predictor with ``set_image``, ``predict`` and
-            ``memory_features`` (:class:`~seglib.models.promptable.predictor.SmallSamPredictor`).
+            ``memory_features`` (:class:`~seglib.predictor.SmallSamPredictor`).
         frames: float ``(T, 3, H, W)``.
         first_mask: bool ``(H, W)``, the object on frame 0 (not empty).
         method: one of :data:`METHODS`.
@@ -187,42 +187,3 @@ def track(predictor, frames: torch.Tensor, first_mask: torch.Tensor, method: str
     return Track(masks, readouts)
 
 
-def j_scores(masks: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-frame region similarity J (the IoU of DAVIS), 1 when both masks are empty.
-
-    Args:
-        masks, targets: bool ``(T, H, W)``.
-
-    Returns:
-        float32 ``(T,)``.
-    """
-    return paired_iou(masks, targets)
-
-
-def evaluate_tracking(predictor, clips, methods: tuple[str, ...] = METHODS, target: int = 0,
-                      **options) -> dict[str, torch.Tensor]:
-    """Per-frame J of each method on each clip, tracking thing ``target`` from frame 0.
-
-    Args:
-        predictor: as for :func:`track`.
-        clips: a list of :class:`~seglib.data.video.VideoClip` (the target
-            must be visible on frame 0 of each).
-        methods: names from :data:`METHODS`.
-        target: slot of the thing to follow (0 is the bottom thing, the one
-            :func:`~seglib.data.video.generate_clip` hides mid-clip).
-        options: passed to :func:`track` (``capacity``, ``temperature``, ``presence``).
-
-    Returns:
-        method -> float32 ``(num_clips, T)``; frame 0 (prompted in every
-        method) is included.
-    """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"methods must be taken from {METHODS}, got {unknown}")
-    scores = {method: [] for method in methods}
-    for clip in clips:
-        targets = clip.masks[:, target]
-        for method in methods:
-            result = track(predictor, clip.frames, targets[0], method, targets=targets, **options)
-            scores[method].append(j_scores(result.masks, targets))
-    return {method: torch.stack(values) for method, values in scores.items()}

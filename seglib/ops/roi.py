@@ -39,7 +39,6 @@ __all__ = [
     "roi_align",
     "roi_align_box",
     "sampling_points",
-    "show_roi_sampling",
     "snap_boxes",
 ]
 
@@ -290,7 +289,7 @@ def quantisation_error(masks: torch.Tensor, boxes: torch.Tensor, stride: float, 
         "iou_align": mean mask IoU after the round trip through the true box,
         "iou_pool": the same through the snapped box}``.
     """
-    from seglib.metrics import mask_iou
+    from seglib.metrics.masks import mask_iou
 
     if not isinstance(masks, torch.Tensor) or masks.dtype != torch.bool or masks.dim() != 3 or not len(masks):
         raise ValueError(f"masks must be bool (N,H,W) with N >= 1, got {getattr(masks, 'shape', masks)}")
@@ -304,46 +303,3 @@ def quantisation_error(masks: torch.Tensor, boxes: torch.Tensor, stride: float, 
             "iou_pool": float(mask_iou(pool, masks).diagonal().mean())}
 
 
-def show_roi_sampling(box: torch.Tensor, stride: float, feature_size: int, output_size: int = 2,
-                      sampling_ratio: int = 2, ax=None):
-    """Figure 3 of the Mask R-CNN paper for a real box: grid, bins, sample points, and RoIPool's cells.
-
-    Drawn in feature cells with the pixel-centre convention (``aligned=True``):
-    dashed lines are the feature cells, the solid blue box the RoI and its
-    bins, dots the bilinear sample points, the red area the cells RoIPool
-    pools instead.
-
-    Args:
-        box: float ``(4,)`` xyxy in image pixels.
-        stride: image pixels per feature cell.
-        feature_size: cells per side of the (square) feature map.
-        output_size: bins per side.
-        sampling_ratio: sample points per bin side.
-
-    Returns:
-        The matplotlib axes.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    box = _check_box(box)
-    ax = ax or plt.gca()
-    for k in range(feature_size + 1):
-        ax.axhline(k, color="0.6", lw=0.8, ls="--")
-        ax.axvline(k, color="0.6", lw=0.8, ls="--")
-    pooled = snap_boxes(box[None], stride)[0] / stride
-    ax.add_patch(Rectangle((pooled[0], pooled[1]), pooled[2] - pooled[0], pooled[3] - pooled[1],
-                           color="#D55E00", alpha=0.25, label="RoIPool: whole cells"))
-    x1, y1, x2, y2 = (float(v) / stride for v in box)
-    ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="#0072B2", lw=2, label="RoI (RoIAlign)"))
-    for k in range(1, output_size):
-        ax.plot([x1 + k * (x2 - x1) / output_size] * 2, [y1, y2], color="#0072B2", lw=1)
-        ax.plot([x1, x2], [y1 + k * (y2 - y1) / output_size] * 2, color="#0072B2", lw=1)
-    y, x = sampling_points(box, output_size, 1 / stride, sampling_ratio, aligned=True)
-    ax.scatter(x.flatten() + 0.5, y.flatten() + 0.5, s=14, color="#0072B2", zorder=3, label="sample points")
-    ax.set_xlim(0, feature_size)
-    ax.set_ylim(feature_size, 0)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return ax

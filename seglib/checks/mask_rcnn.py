@@ -5,7 +5,7 @@
 2. ``mask_iou(a, b)`` and ``match_predictions(pred_masks, scores, gt_masks)``:
    the overlap of two masks and COCO's greedy matching at IoU 0.5, compared
    with :func:`seglib.metrics.mask_iou` and
-   :func:`seglib.instance_metrics.match_instances`.
+   :func:`seglib.metrics.instance.match_instances`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 from torchvision.ops import roi_align as tv_roi_align
 
-from seglib.checks import CheckFailed, call_student, passed
-from seglib.instance_metrics import match_instances
-from seglib.metrics import mask_iou
+from seglib.checks.core import CheckFailed, call_student, passed
+from seglib.metrics.masks import mask_iou
+from seglib.metrics.instance import match_instances
 
 __all__ = ["check_bilinear", "check_mask_iou", "check_match_predictions", "check_roi_align_box"]
 
@@ -163,7 +163,7 @@ def check_match_predictions(student_fn: Callable) -> None:
     Expected: for each prediction (in input order) the index of the true mask
     it matches, or -1; predictions are processed from the highest score
     down, each taking the unmatched true mask of highest IoU if that IoU is
-    at least the threshold (:func:`seglib.instance_metrics.match_instances`).
+    at least the threshold (:func:`seglib.metrics.instance.match_instances`).
     """
     gt = _masks([(0, 0, 6, 6), (8, 8, 16, 16), (0, 10, 8, 16)])
     cases = [

@@ -1,4 +1,4 @@
-"""Segmentation losses, written out for teaching.
+"""Segmentation losses as functions, written out for teaching.
 
 All losses take raw logits ``(B, C, H, W)`` (models never apply softmax) and
 an int64 label map ``(B, H, W)`` whose ``ignore_index`` pixels (255 by
@@ -11,21 +11,18 @@ default) take no part in the loss. They return a scalar tensor.
   probabilities, insensitive to how many pixels a class has.
 * :func:`class_weights`: per-class weights from label frequencies, for the
   ``weight`` of cross entropy or the ``alpha`` of the focal loss.
-* :class:`CombinedLoss`: a weighted sum such as CE + Dice, logging each part.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 __all__ = [
     "CLASS_WEIGHT_METHODS",
-    "CombinedLoss",
     "class_weights",
     "cross_entropy",
     "focal_loss",
@@ -390,46 +387,3 @@ def class_weights(
     return (raw / raw[present].mean()).float()
 
 
-class CombinedLoss(nn.Module):
-    """Weighted sum of losses, keeping each part for logging.
-
-    Example::
-
-        loss_fn = CombinedLoss({"ce": (cross_entropy, 1.0), "dice": (soft_dice_loss, 0.5)})
-        loss = loss_fn(logits, target)      # 1.0 * ce + 0.5 * dice
-        loss_fn.last_parts                  # {"ce": 0.71, "dice": 0.42}, unweighted floats
-
-    Args:
-        losses: ``{name: (fn, weight)}``; ``fn(logits, target)`` returns a
-            scalar tensor, ``weight`` is a float ``>= 0``. Functions that are
-            ``nn.Module`` become submodules (moved by ``.to(device)``).
-    """
-
-    def __init__(self, losses: dict[str, tuple[Callable[..., torch.Tensor], float]]) -> None:
-        super().__init__()
-        if not isinstance(losses, dict) or not losses:
-            raise TypeError(f"losses must be a non-empty dict name -> (fn, weight), got {losses!r}")
-        self.terms: dict[str, Callable[..., torch.Tensor]] = {}
-        self.weights: dict[str, float] = {}
-        for name, entry in losses.items():
-            if not isinstance(name, str) or not name or "." in name:
-                raise ValueError(f"losses: names must be non-empty strings without '.', got {name!r}")
-            if not isinstance(entry, tuple) or len(entry) != 2 or not callable(entry[0]):
-                raise TypeError(f"losses[{name!r}] must be a pair (fn, weight) with a callable fn, got {entry!r}")
-            self.terms[name] = entry[0]
-            self.weights[name] = _check_non_negative(f"losses[{name!r}] weight", entry[1])
-        self.loss_modules = nn.ModuleDict({n: fn for n, fn in self.terms.items() if isinstance(fn, nn.Module)})
-        self.last_parts: dict[str, float] = {}
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Return ``sum_name weight * fn(logits, target)`` and store the parts in ``last_parts``."""
-        weighted, parts = [], {}
-        for name, fn in self.terms.items():
-            value = fn(logits, target)
-            if not isinstance(value, torch.Tensor) or value.dim() != 0:
-                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise TypeError(f"losses[{name!r}] must return a scalar tensor, got {got}")
-            parts[name] = float(value.detach())
-            weighted.append(self.weights[name] * value)
-        self.last_parts = parts
-        return sum(weighted)

@@ -1,6 +1,6 @@
 """The suite benchmark: execute every notebook headless and measure it.
 
-``python -m seglib.bench`` (``make bench``) runs each notebook of
+``python -m seglib.tools.bench`` (``make bench``) runs each notebook of
 ``notebooks/`` with nbclient in the active profile, each in its own process,
 and writes ``bench/results/<profile>-<machine>.json`` with, per notebook, the
 wall time, the kernel's peak host memory, the peak GPU memory and the headline
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from seglib.common import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_GPU_CELL = (
@@ -82,21 +84,18 @@ def run_notebook(path: Path, timeout: int = 1800) -> dict:
             "metrics": metrics}
 
 
-def markdown_table(results: dict) -> str:
+def results_table(results: dict) -> str:
     """The results of :func:`main` as a Markdown table."""
-    lines = [f"Profile `{results['profile']}` on {results['machine']} ({results['date']}), "
-             f"total {results['total_s']:.0f} s",
-             "",
-             "| notebook | wall time (s) | peak host memory (MB) | peak GPU memory (MB) | headline metrics |",
-             "| --- | ---: | ---: | ---: | --- |"]
-    for name, row in results["notebooks"].items():
-        shown = ", ".join(f"{k} {v:.3g}" for k, v in sorted(row["metrics"].items()))
-        lines.append(f"| {name} | {row['wall_s']:.0f} | {row['peak_host_mb']} | {row['peak_gpu_mb']} | {shown} |")
-    return "\n".join(lines)
+    rows = [[name, f"{row['wall_s']:.0f}", row["peak_host_mb"], row["peak_gpu_mb"],
+             ", ".join(f"{k} {v:.3g}" for k, v in sorted(row["metrics"].items()))]
+            for name, row in results["notebooks"].items()]
+    header = ["notebook", "wall time (s)", "peak host memory (MB)", "peak GPU memory (MB)", "headline metrics"]
+    return (f"Profile `{results['profile']}` on {results['machine']} ({results['date']}), "
+            f"total {results['total_s']:.0f} s\n\n" + markdown_table(header, rows, align="lrrrl"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m seglib.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m seglib.tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # internal: run one, print JSON
@@ -112,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                "notebooks": {}}
     for path in paths:
         print(f"running {path.name} ...", flush=True)
-        done = subprocess.run([sys.executable, "-m", "seglib.bench", "--one", str(path)],
+        done = subprocess.run([sys.executable, "-m", "seglib.tools.bench", "--one", str(path)],
                               capture_output=True, text=True)
         line = next((l for l in done.stdout.splitlines() if l.startswith("SEGLIB_BENCH=")), None)
         if done.returncode != 0 or line is None:
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{results['profile']}-{results['machine']}.json"
     target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(markdown_table(results))
+    print(results_table(results))
     print(f"\nwritten to {target}")
     return 0
 

@@ -14,8 +14,8 @@ widget gets a note saying that the live version needs JupyterLab with RISE.
 
 Command line (from the repository root; ``make slides`` runs it)::
 
-    python -m seglib.slides                      # notebooks/*.ipynb -> build/slides/
-    python -m seglib.slides --execute            # run each notebook first
+    python -m seglib.tools.slides                      # notebooks/*.ipynb -> build/slides/
+    python -m seglib.tools.slides --execute            # run each notebook first
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def build_slides(sources: list[Path], out_dir: Path, node_modules: Path, run: bo
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: build the slides."""
-    parser = argparse.ArgumentParser(prog="python -m seglib.slides", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m seglib.tools.slides", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
     parser.add_argument("--out", type=Path, default=Path("build/slides"))
     parser.add_argument("--node-modules", type=Path, default=Path("node_modules"))

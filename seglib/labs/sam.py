@@ -1,4 +1,4 @@
-"""Training and evaluation of the small SAM with simulated prompts.
+"""Notebook 06's lab: the small SAM trained on simulated prompts, evaluated, tracking video.
 
 Every training batch is a set of generated scenes, one target object per
 scene, and one of three prompt kinds per row (SAM's recipe, shrunk):
@@ -24,52 +24,28 @@ trained with the mean squared error to the true IoU of each trained mask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from seglib.data.prompts import center_clicks, correction_clicks, jitter_boxes, nest_spots, random_clicks
-from seglib.data.shapes import SceneBatch, SceneConfig, scene_stream, split_scenes
-from seglib.models.promptable.model import SmallSam, build_small_sam, paired_iou, select_best_mask
+from seglib.data.prompts import PromptTask, center_clicks, correction_clicks, prompt_tasks
+from seglib.data.shapes import SceneBatch, SceneConfig, split_scenes
+from seglib.metrics.masks import paired_iou
+from seglib.metrics.video import j_scores
+from seglib.models.promptable.model import SmallSam
+from seglib.predictor import select_best_mask
+from seglib.tracking import METHODS, track
+from seglib.train import History
+from seglib.train import train as train_loop
+from seglib.viz import highlight, overlay_boxes, show_image, show_points
+from seglib.zoo import Recipe
 
 IOU_WEIGHT = 1.0
 """Weight of the IoU head's squared error in :func:`promptable_loss`."""
 
-if TYPE_CHECKING:
-    from seglib.zoo import ZooResult
-
 EVAL_SCENES = 256
 """Test scenes of the evaluation (two chunks of the generator: a fixed prefix of the test split)."""
-
-
-@dataclass
-class PromptTask:
-    """The inputs of one training step (see the module docstring).
-
-    Attributes:
-        images: float ``(B, 3, H, W)``.
-        targets: bool ``(B, H, W)`` the mask each row's prompt asks for.
-        clicks: float ``(B, 2)`` first positive click of every row.
-        boxes: float ``(B, 4)`` jittered boxes of the object of every row.
-        num_clicks, num_boxes: rows ``[0, num_clicks)`` are one-click rows,
-            the next ``num_boxes`` box rows, the rest correction rows.
-        corrections: correction clicks of the correction rows (1 or 2).
-        generator: random source for the correction clicks.
-        asks_whole: bool ``(B,)`` one-click rows whose click is on a nested
-            spot and whose target is the whole thing under it.
-    """
-
-    images: torch.Tensor
-    targets: torch.Tensor
-    clicks: torch.Tensor
-    boxes: torch.Tensor
-    num_clicks: int
-    num_boxes: int
-    corrections: int
-    generator: torch.Generator
-    asks_whole: torch.Tensor
 
 
 class PromptOutputs(NamedTuple):
@@ -82,50 +58,6 @@ class PromptOutputs(NamedTuple):
     masks: torch.Tensor
     iou: torch.Tensor
     multimask: torch.Tensor
-
-
-def prompt_tasks(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
-                 device: torch.device | str = "cpu", click_fraction: float = 0.4, box_fraction: float = 0.3,
-                 nest_fraction: float = 0.25) -> Iterator[tuple[PromptTask, torch.Tensor]]:
-    """Endless ``(PromptTask, targets)`` training batches generated on ``device``.
-
-    Args:
-        batch_size: scenes (and prompts) per batch, at least 3.
-        config: scene options (default :class:`SceneConfig`, 64 x 64).
-        seed: seed of the scenes and of the prompts.
-        click_fraction, box_fraction: shares of one-click and box rows; the
-            rest are correction rows.
-        nest_fraction: share of scenes that get a nested spot (ambiguous clicks).
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 3:
-        raise ValueError(f"batch_size must be an int >= 3, got {batch_size!r}")
-    if not (0 <= click_fraction and 0 <= box_fraction and click_fraction + box_fraction <= 1):
-        raise ValueError(f"click_fraction and box_fraction must be >= 0 with a sum <= 1, "
-                         f"got {click_fraction} and {box_fraction}")
-    config = config or SceneConfig(min_objects=1)
-    if config.min_objects < 1:
-        raise ValueError(f"config.min_objects must be at least 1 (every scene needs a target), got {config.min_objects}")
-    device = torch.device(device)
-    generator = torch.Generator(device=device).manual_seed(int(seed) + 1)
-    num_clicks = round(batch_size * click_fraction)
-    num_boxes = round(batch_size * box_fraction)
-    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
-        scenes, whole_of = nest_spots(scenes, nest_fraction, generator)
-        rows = torch.arange(batch_size, device=device)
-        pick = torch.rand(scenes.valid.shape, generator=generator, device=device).masked_fill(~scenes.valid, -1)
-        chosen = pick.argmax(dim=1)
-        own = scenes.masks[rows, chosen]
-        clicks = random_clicks(own, generator)
-        # A click on a nested spot asks, half the time, for the whole thing under it.
-        parent = whole_of[rows, chosen]
-        whole = scenes.masks[rows, parent.clamp(min=0)] | own
-        ask_whole = (parent >= 0) & (torch.rand(batch_size, generator=generator, device=device) < 0.5)
-        ask_whole &= rows < num_clicks
-        targets = torch.where(ask_whole[:, None, None], whole, own)
-        boxes = jitter_boxes(scenes.boxes[rows, chosen], config.size, generator=generator)
-        corrections = int(torch.randint(1, 3, (1,), generator=generator, device=device))
-        yield (PromptTask(scenes.images, targets, clicks, boxes, num_clicks, num_boxes, corrections, generator,
-                          ask_whole), targets)
 
 
 def simulate_prompts(model: SmallSam, task: PromptTask) -> PromptOutputs:
@@ -225,7 +157,7 @@ def evaluation_scenes(n: int = EVAL_SCENES, config: SceneConfig | None = None) -
 
 
 @torch.no_grad()
-def evaluate_promptable(model: SmallSam, scenes: SceneBatch | None = None, clicks: int = 3,
+def evaluate(model: SmallSam, scenes: SceneBatch | None = None, clicks: int = 3,
                         batch_size: int = 256) -> dict[str, float]:
     """Mean IoU over every object of the test scenes for 1..``clicks`` clicks and for a box.
 
@@ -280,66 +212,156 @@ def evaluate_promptable(model: SmallSam, scenes: SceneBatch | None = None, click
     return result
 
 
-def train_small_sam(model: SmallSam | None = None, steps: int = 800, batch_size: int = 12, lr: float = 3e-3,
-                    seed: int = 0, device: torch.device | str = "cpu", evaluate_every: int | None = None,
-                    progress: bool = True, desc: str = "small SAM"):
-    """Train a small SAM on simulated prompts with :func:`seglib.train.train`.
+LOSSES = ("promptable",)
+"""Loss names of :func:`train`: :func:`promptable_loss` on :func:`simulate_prompts`."""
+
+ZOO_ENTRIES: dict[str, Recipe] = {
+    "promptable": Recipe(lab="sam", builder="small_sam",
+                         kwargs={"image_size": 64, "embed_dim": 64, "widths": [16, 32, 64], "encoder_depth": 2,
+                                 "decoder_depth": 2, "heads": 4, "mlp_dim": 128, "dense_points": True,
+                                 "scored_iou": True},
+                         steps=20000, batch_size=16, lr=3e-3, loss="promptable", seed=0),
+}
+"""The zoo entry ``promptable`` (run by ``make zoo NAME=promptable``)."""
+
+
+def curve_evaluator() -> Callable[[SmallSam], dict[str, float]]:
+    """``model -> {"click1_miou", ...}`` on 64 validation scenes, one click per object (the training curve)."""
+    val = split_scenes("val", SceneConfig(min_objects=1), n=64)
+    return lambda model: evaluate(model, val, clicks=1)
+
+
+def train(model: SmallSam, steps: int = 800, *, batch_size: int = 12, lr: float = 3e-3, loss: str = "promptable",
+          seed: int = 0, eval_every: int | None = None, evaluate: Callable[[SmallSam], dict] | None = None,
+          device: torch.device | str = "cpu", progress: bool = True, desc: str = "small SAM") -> History:
+    """Train a small SAM in place on simulated prompts.
 
     The defaults are the cpu profile's live run of the notebook: 800 steps
-    of 12 scenes, about two minutes on an idle 2-core CPU.
+    of 12 scenes, about two minutes on an idle 2-core CPU. Seed everything
+    (``seglib.seed_everything``) before building the model for a repeatable run.
 
     Args:
-        model: default a fresh :func:`build_small_sam`.
+        model: a :class:`SmallSam` (:func:`build_small_sam`).
         steps: fixed number of optimisation steps.
         batch_size: scenes (one prompt each) per step.
         lr: peak learning rate of AdamW (cosine decay).
-        seed: seed of the initialisation, the scenes and the prompts.
+        loss: ``"promptable"``.
+        seed: seed of the scenes and the prompts.
+        eval_every: steps between evaluations (``None``: only at the end).
+        evaluate: ``model -> dict`` (default: :func:`curve_evaluator` when ``eval_every`` is set, else none).
         device: where to train (scenes are generated there).
-        evaluate_every: steps between evaluations on 64 validation scenes
-            (``None``: no evaluation during training).
+        progress: show a progress bar.
 
     Returns:
-        ``(model, history)``.
+        The :class:`~seglib.train.History`; the model ends in eval mode.
     """
-    from seglib.env import seed_everything
-    from seglib.train import train
-
-    seed_everything(seed)
-    model = model or build_small_sam()
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     device = torch.device(device)
     model.to(device)
-    evaluate = None
-    if evaluate_every:
-        val = split_scenes("val", SceneConfig(min_objects=1), n=64)
-        evaluate = lambda m: evaluate_promptable(m, val, clicks=1)  # noqa: E731
-    history = train(model, prompt_tasks(batch_size, seed=seed, device=device), promptable_loss,
-                    steps=steps, lr=lr, forward=simulate_prompts, evaluate=evaluate, eval_every=evaluate_every,
-                    device=device, channels_last=False, progress=progress, desc=desc)
-    return model, history
+    if evaluate is None and eval_every:
+        evaluate = curve_evaluator()
+    return train_loop(model, prompt_tasks(batch_size, seed=seed, device=device), promptable_loss,
+                      steps=steps, lr=lr, forward=simulate_prompts, evaluate=evaluate, eval_every=eval_every,
+                      device=device, channels_last=False, progress=progress, desc=desc)
 
 
-ZOO_KWARGS = {"image_size": 64, "embed_dim": 64, "widths": [16, 32, 64], "encoder_depth": 2, "decoder_depth": 2,
-              "heads": 4, "mlp_dim": 128, "dense_points": True, "scored_iou": True}
-"""Builder arguments of the zoo entry ``promptable`` (:func:`build_small_sam`)."""
+def evaluate_tracking(predictor, clips, methods: tuple[str, ...] = METHODS, target: int = 0,
+                      **options) -> dict[str, torch.Tensor]:
+    """Per-frame J of each method on each clip, tracking thing ``target`` from frame 0.
 
-ZOO_TRAINING = {"steps": 20000, "batch_size": 16, "lr": 3e-3, "seed": 0}
-"""Training budget of the zoo entry ``promptable``."""
+    Args:
+        predictor: as for :func:`track`.
+        clips: a list of :class:`~seglib.data.video.VideoClip` (the target
+            must be visible on frame 0 of each).
+        methods: names from :data:`METHODS`.
+        target: slot of the thing to follow (0 is the bottom thing, the one
+            :func:`~seglib.data.video.generate_clip` hides mid-clip).
+        options: passed to :func:`track` (``capacity``, ``temperature``, ``presence``).
 
-
-def zoo_recipe(device: torch.device | str) -> "ZooResult":
-    """The zoo recipe of entry ``promptable``: :data:`ZOO_TRAINING` with :func:`train_small_sam`.
-
-    Run it with ``python -m seglib.zoo promptable``; the metrics of record are
-    re-measured by :func:`evaluate_promptable` on the stored half-precision weights.
+    Returns:
+        method -> float32 ``(num_clips, T)``; frame 0 (prompted in every
+        method) is included.
     """
-    from seglib.zoo import ZooResult
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"methods must be taken from {METHODS}, got {unknown}")
+    scores = {method: [] for method in methods}
+    for clip in clips:
+        targets = clip.masks[:, target]
+        for method in methods:
+            result = track(predictor, clip.frames, targets[0], method, targets=targets, **options)
+            scores[method].append(j_scores(result.masks, targets))
+    return {method: torch.stack(values) for method, values in scores.items()}
 
-    model, history = train_small_sam(build_small_sam(**ZOO_KWARGS), device=device, desc="small SAM (zoo)",
-                                     **ZOO_TRAINING)
-    model = model.cpu()
-    return ZooResult(model=model, builder="seglib.models.promptable.model:build_small_sam", kwargs=dict(ZOO_KWARGS),
-                     evaluator="seglib.models.promptable.training:evaluate_promptable",
-                     metrics=evaluate_promptable(model),
-                     training={**ZOO_TRAINING, "final_loss": round(history.loss[-1], 4),
-                               "seconds": round(history.total_seconds, 1), "device": str(device)},
-                     seed=ZOO_TRAINING["seed"])
+
+def simulate_user(predictor, image: torch.Tensor, target: torch.Tensor, clicks: int = 3) -> list[dict]:
+    """A simulated user: the central click, then clicks where the mask is wrong.
+
+    The protocol of :func:`evaluate`
+    on one object with a predictor: after the first click the mask with the
+    highest predicted IoU is kept, each later round passes the earlier
+    low-resolution logits as a mask prompt.
+
+    Args:
+        predictor: a predictor (``set_image`` is called here).
+        image: float ``(3, H, W)``.
+        target: bool ``(H, W)``, the object the user wants (not empty).
+        clicks: number of clicks, at least 1.
+
+    Returns:
+        One dict per click: ``points`` ``(k, 2)``, ``labels`` ``(k,)``, ``mask``
+        bool ``(H, W)`` and its true ``iou``.
+    """
+    if isinstance(clicks, bool) or not isinstance(clicks, int) or clicks < 1:
+        raise ValueError(f"clicks must be an int >= 1, got {clicks!r}")
+    predictor.set_image(image)
+    target = target.cpu()
+    points, labels = center_clicks(target[None]), torch.ones(1, dtype=torch.int64)
+    prediction = predictor.predict(points, labels, multimask_output=True)
+    best = int(prediction.iou_predictions.argmax())
+    mask, logits = prediction.masks[best].cpu(), prediction.low_res_logits[best:best + 1]
+    rounds = [{"points": points, "labels": labels, "mask": mask, "iou": float(paired_iou(mask, target))}]
+    for _ in range(clicks - 1):
+        point, label = correction_clicks(mask[None], target[None])
+        if int(label) < 0:  # nothing left to correct
+            rounds.append(dict(rounds[-1]))
+            continue
+        points, labels = torch.cat([points, point]), torch.cat([labels, label])
+        prediction = predictor.predict(points, labels, mask_input=logits, multimask_output=False)
+        mask, logits = prediction.masks[0].cpu(), prediction.low_res_logits[:1]
+        rounds.append({"points": points, "labels": labels, "mask": mask, "iou": float(paired_iou(mask, target))})
+    return rounds
+
+
+
+def show_click_rounds(predictor, scenes, objects: list[tuple[int, int]], clicks: int = 3, size: float = 2.0):
+    """Rows of objects; columns: each click round, a box prompt and the target.
+
+    Args:
+        predictor: a predictor.
+        scenes: a :class:`~seglib.data.shapes.SceneBatch`.
+        objects: ``(scene index, slot)`` pairs.
+        clicks: click rounds shown.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    columns = clicks + 2
+    fig, axes = plt.subplots(len(objects), columns, figsize=(size * columns, size * len(objects) * 1.1),
+                             squeeze=False)
+    for row, (i, slot) in enumerate(objects):
+        image, target = scenes.images[i], scenes.masks[i, slot]
+        for k, result in enumerate(simulate_user(predictor, image, target, clicks)):
+            ax = show_image(highlight(image, result["mask"]), ax=axes[row, k],
+                            title=f"{k + 1} click{'s' if k else ''}: IoU {result['iou']:.2f}")
+            show_points(result["points"], result["labels"], ax=ax, size=60)
+        box = scenes.boxes[i, slot]
+        mask = predictor.predict(box=box, multimask_output=False).masks[0].cpu()
+        picture = overlay_boxes(highlight(image, mask).float() / 255, box[None], labels=torch.tensor([5]), width=1)
+        show_image(picture, ax=axes[row, clicks], title=f"box: IoU {float(paired_iou(mask, target)):.2f}")
+        show_image(highlight(image, target), ax=axes[row, clicks + 1], title="target")
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,4 @@
-"""The class-imbalance experiment of notebook 04: one tiny class, five losses.
+"""Notebook 04's lab: the class-imbalance experiment, one tiny class and five losses.
 
 The data are generated scenes with a plain background and one to two small
 circles (:data:`CONFIG`): the circle class covers about 2 % of the pixels,
@@ -21,13 +21,12 @@ with each loss of :data:`LOSS_NAMES`:
 :func:`imbalance_metrics` reads the circle's IoU, Dice, precision and recall,
 the pixel accuracy and the boundary F1 from the predictions on a fixed split;
 the zoo entries ``loss_<name>`` hold the models trained for :data:`ZOO_STEPS`
-steps, re-measured by :func:`evaluate_imbalance` on the test split.
+steps, re-measured by :func:`evaluate` on the test split.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Callable, Sequence
 
@@ -35,9 +34,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from seglib.common import markdown_table as _markdown
+from seglib.data.batches import semantic_batches
 from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, split_scenes
 from seglib.losses import CombinedLoss, class_weights, cross_entropy, focal_loss, soft_dice_loss
-from seglib.metrics import (
+from seglib.metrics.semantic import (
     boundary_f1,
     confusion_matrix,
     dice_per_class,
@@ -46,40 +47,9 @@ from seglib.metrics import (
     pixel_accuracy,
 )
 from seglib.models.unet import UNet
-from seglib.train import History, semantic_batches, train
-from seglib.zoo import ZooResult, manifest
-
-__all__ = [
-    "BATCH_SIZE",
-    "CONFIG",
-    "CURVE_SCENES",
-    "FOREGROUND",
-    "LOSS_NAMES",
-    "LOSS_TITLES",
-    "MODEL_KWARGS",
-    "ZOO_EVAL_EVERY",
-    "ZOO_STEPS",
-    "Run",
-    "evaluate_imbalance",
-    "foreground_fraction",
-    "hardest_images",
-    "history_from_zoo",
-    "imbalance_metrics",
-    "loss_ce",
-    "loss_ce_dice",
-    "loss_dice",
-    "loss_focal",
-    "loss_weighted_ce",
-    "make_loss",
-    "markdown_table",
-    "objects_found",
-    "per_image_dice",
-    "plot_confusion_matrices",
-    "predict_labels",
-    "train_class_weights",
-    "train_loss",
-    "train_losses",
-]
+from seglib.train import History, Run
+from seglib.train import train as train_loop
+from seglib.zoo import Recipe, manifest
 
 #: Scenes of the experiment: 32 x 32 pixels, plain background, one or two circles of 3 to 5 pixels,
 #: pixel noise of standard deviation 0.2.
@@ -158,50 +128,59 @@ def make_loss(name: str, weights: torch.Tensor | Sequence[float] | None = None
     return lambda logits, target: term(logits.float(), target)
 
 
-@dataclass
-class Run:
-    """One trained model of the experiment and its training history."""
+ZOO_ENTRIES: dict[str, Recipe] = {
+    f"loss_{name}": Recipe(lab="losses", builder="unet", kwargs=dict(MODEL_KWARGS), steps=ZOO_STEPS,
+                           batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss=name, seed=0, eval_every=ZOO_EVAL_EVERY)
+    for name in LOSS_NAMES
+}
+"""The zoo entries ``loss_<name>``, one per loss (run by ``make zoo NAME=...``)."""
 
-    model: nn.Module
-    history: History
+
+def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:
+    """``model -> metrics`` on :data:`CURVE_SCENES` validation scenes (the training curves)."""
+    return partial(evaluate, split="val", n=CURVE_SCENES)
 
 
-def train_loss(name: str, steps: int, *, device: torch.device | str = "cpu", seed: int = 0,
-               config: SceneConfig = CONFIG, evaluate: Callable[[nn.Module], dict] | None = None,
-               eval_every: int | None = None, progress: bool = True) -> Run:
-    """Train a fresh U-Net of :data:`MODEL_KWARGS` with loss ``name`` for ``steps`` steps.
+def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE,
+          loss: str = "ce", seed: int = 0, eval_every: int | None = None,
+          evaluate: Callable[[nn.Module], dict] | None = None, device: torch.device | str = "cpu",
+          config: SceneConfig = CONFIG, progress: bool = True, desc: str | None = None) -> History:
+    """Train ``model`` in place with loss ``loss`` on scenes of ``config``.
 
-    Weights and batches come from ``seed``, so every loss starts from the same
-    network and sees the same scenes (:data:`BATCH_SIZE` per step, generated on
-    ``device``), with AdamW at :data:`LEARNING_RATE` and a cosine schedule.
+    Batches come from ``seed``, so every loss sees the same scenes (generated
+    on ``device``), with AdamW and a cosine schedule. Seed the weights before
+    building the model so that every loss starts from the same network.
 
     Args:
-        name: one of :data:`LOSS_NAMES`.
+        model: returns logits ``(B, 2, 32, 32)`` (the U-Net of :data:`MODEL_KWARGS`).
         steps: the budget in optimiser steps.
-        device: where to train.
-        seed: seed of the weights and of the training scenes.
-        config: the scenes (default :data:`CONFIG`).
-        evaluate: ``model -> dict`` of metrics, run every ``eval_every`` steps and at the end.
+        batch_size: scenes per step.
+        lr: peak learning rate.
+        loss: one of :data:`LOSS_NAMES`.
+        seed: seed of the training scenes.
         eval_every: steps between evaluations (``None``: only at the end).
+        evaluate: ``model -> dict`` of metrics (default: none during training).
+        device: where to train.
+        config: the scenes (default :data:`CONFIG`).
         progress: show a progress bar.
 
     Returns:
-        A :class:`Run`; its model is in eval mode.
+        The :class:`~seglib.train.History`; the model ends in eval mode.
     """
-    _check_name(name)
+    _check_name(loss)
     device = torch.device(device)
-    torch.manual_seed(seed)
-    model = UNet(**{**MODEL_KWARGS, "num_classes": config.num_classes}).to(device)
-    batches = semantic_batches(config, BATCH_SIZE, seed=seed, device=device)
-    weights = train_class_weights(config) if name == "weighted_ce" else None
-    history = train(model, batches, make_loss(name, weights), steps=steps, lr=LEARNING_RATE, evaluate=evaluate,
-                    eval_every=eval_every, progress=progress, desc=LOSS_TITLES[name])
-    return Run(model, history)
+    batches = semantic_batches(config, batch_size, seed=seed, device=device)
+    weights = train_class_weights(config) if loss == "weighted_ce" else None
+    return train_loop(model.to(device), batches, make_loss(loss, weights), steps=steps, lr=lr, evaluate=evaluate,
+                      eval_every=eval_every, progress=progress, desc=desc or LOSS_TITLES[loss])
 
 
-def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, progress: bool = True,
+def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, progress: bool = True, seed: int = 0,
                  **options) -> dict[str, Run]:
-    """:func:`train_loss` for every loss of ``names`` with the same budget; name -> :class:`Run`.
+    """A fresh U-Net of :data:`MODEL_KWARGS` trained by :func:`train` with each loss of ``names``.
+
+    Every run seeds the weights with ``seed`` first, so all losses start from
+    the same network, see the same batches and get the same budget.
 
     One progress bar counts the losses (a bar per run would send thousands
     of widget updates to a notebook front end for a short experiment).
@@ -210,7 +189,11 @@ def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, progress: bool =
         steps: the budget of every run.
         names: losses of :data:`LOSS_NAMES`, trained in this order.
         progress: show the progress bar.
-        **options: passed to :func:`train_loss` (``device``, ``seed``, ``evaluate`` ...).
+        seed: seed of the weights and of the batches.
+        **options: passed to :func:`train` (``device``, ``evaluate``, ``eval_every`` ...).
+
+    Returns:
+        loss name -> :class:`~seglib.train.Run` (the model, in eval mode, and its history).
     """
     if isinstance(names, str) or not names:
         raise ValueError(f"names must be a non-empty sequence of loss names, got {names!r}")
@@ -220,7 +203,9 @@ def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, progress: bool =
     with tqdm(total=len(names), desc="losses trained", unit="loss", disable=not progress) as bar:
         for name in names:
             bar.set_postfix_str(f"{LOSS_TITLES[name]}, {steps} steps")
-            runs[name] = train_loss(name, steps, progress=False, **options)
+            torch.manual_seed(seed)
+            model = UNet(**{**MODEL_KWARGS, "num_classes": options.get("config", CONFIG).num_classes})
+            runs[name] = Run(model, train(model, steps, loss=name, seed=seed, progress=False, **options))
             bar.update(1)
     return runs
 
@@ -321,7 +306,7 @@ def hardest_images(predictions: dict[str, torch.Tensor], target: torch.Tensor, k
 
 
 def markdown_table(rows: dict[str, dict[str, float]], columns: dict[str, str], digits: int = 3) -> str:
-    """A Markdown table: one row per entry of ``rows`` (name -> metrics), one column per key of ``columns``.
+    """A Markdown table: one row per loss of ``rows`` (name -> metrics), one column per key of ``columns``.
 
     ``columns`` maps a metric key to its column header; values are rounded to ``digits``.
     """
@@ -330,11 +315,8 @@ def markdown_table(rows: dict[str, dict[str, float]], columns: dict[str, str], d
     missing = [(name, key) for name, row in rows.items() for key in columns if key not in row]
     if missing:
         raise ValueError(f"rows lack these (name, key) pairs: {missing[:3]}")
-    lines = ["| loss | " + " | ".join(columns.values()) + " |", "| --- " * (len(columns) + 1) + "|"]
-    for name, row in rows.items():
-        title = LOSS_TITLES.get(name, name)
-        lines.append(f"| {title} | " + " | ".join(f"{row[key]:.{digits}f}" for key in columns) + " |")
-    return "\n".join(lines)
+    cells = [[LOSS_TITLES.get(name, name)] + [f"{row[key]:.{digits}f}" for key in columns] for name, row in rows.items()]
+    return _markdown(["loss", *columns.values()], cells)
 
 
 def plot_confusion_matrices(matrices: dict[str, torch.Tensor], class_names: Sequence[str], size: float = 2.4):
@@ -378,48 +360,7 @@ def history_from_zoo(name: str) -> History:
                    evals=[dict(point) for point in training["curve"]])
 
 
-def evaluate_imbalance(model: nn.Module, split: str = "test", n: int | None = None) -> dict[str, float]:
-    """Zoo evaluator: :func:`imbalance_metrics` of ``model`` on a split of :data:`CONFIG` (default: 500 test scenes)."""
+def evaluate(model: nn.Module, split: str = "test", n: int | None = None) -> dict[str, float]:
+    """:func:`imbalance_metrics` of ``model`` on a split of :data:`CONFIG` (default: 500 test scenes)."""
     scenes: SceneBatch = split_scenes(split, CONFIG, n)
     return imbalance_metrics(predict_labels(model, scenes.images), scenes.semantic)
-
-
-def _recipe(name: str, device: torch.device) -> ZooResult:
-    curve_evaluator = partial(evaluate_imbalance, split="val", n=CURVE_SCENES)
-    run = train_loss(name, ZOO_STEPS, device=device, seed=0, evaluate=curve_evaluator, eval_every=ZOO_EVAL_EVERY)
-    keys = ("step", "seconds", "fg_iou", "fg_dice", "pixel_accuracy")
-    training = {
-        "steps": ZOO_STEPS, "batch_size": BATCH_SIZE, "lr": LEARNING_RATE, "loss": name,
-        "device": str(device), "seconds": round(run.history.total_seconds, 1),
-        "loss_curve": {"steps": run.history.steps, "loss": [round(v, 5) for v in run.history.loss]},
-        "curve_split": f"val ({CURVE_SCENES} scenes)",
-        "curve": [{key: round(float(point[key]), 4) for key in keys} for point in run.history.evals],
-    }
-    return ZooResult(model=run.model, builder="seglib.models.unet:UNet", kwargs=dict(MODEL_KWARGS),
-                     evaluator="seglib.imbalance:evaluate_imbalance", metrics=evaluate_imbalance(run.model),
-                     training=training, seed=0)
-
-
-def loss_ce(device: torch.device) -> ZooResult:
-    """Zoo recipe of ``loss_ce``: cross entropy, :data:`ZOO_STEPS` steps."""
-    return _recipe("ce", device)
-
-
-def loss_weighted_ce(device: torch.device) -> ZooResult:
-    """Zoo recipe of ``loss_weighted_ce``: inverse-frequency weighted cross entropy."""
-    return _recipe("weighted_ce", device)
-
-
-def loss_dice(device: torch.device) -> ZooResult:
-    """Zoo recipe of ``loss_dice``: soft Dice loss."""
-    return _recipe("dice", device)
-
-
-def loss_focal(device: torch.device) -> ZooResult:
-    """Zoo recipe of ``loss_focal``: focal loss, gamma 2."""
-    return _recipe("focal", device)
-
-
-def loss_ce_dice(device: torch.device) -> ZooResult:
-    """Zoo recipe of ``loss_ce_dice``: cross entropy + soft Dice."""
-    return _recipe("ce_dice", device)

@@ -1,0 +1,56 @@
+"""What every exercise check shares: the failure type, the success line, calling and comparing."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+class CheckFailed(AssertionError):
+    """An exercise check did not pass; the message says why."""
+
+
+def passed(message: str) -> None:
+    """Print the one-line success message of a check."""
+    print(f"\u2714 {message}")
+
+
+def call_student(function: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call the student's ``function``; turn an unfinished stub into a short message."""
+    if not callable(function):
+        raise TypeError(f"expected your function, got {type(function).__name__}")
+    try:
+        return function(*args, **kwargs)
+    except NotImplementedError as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        raise CheckFailed(
+            f"{getattr(function, '__name__', 'your function')} is not implemented yet{detail}: "
+            "replace the `raise NotImplementedError` line with your code and run the cell again."
+        ) from None
+
+
+def assert_close(name: str, got: Any, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """Raise :class:`CheckFailed` naming the first element where ``got`` differs from ``expected``."""
+    if not isinstance(got, torch.Tensor):
+        raise CheckFailed(f"{name}: expected a torch.Tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(expected.shape):
+        raise CheckFailed(f"{name}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+    got_cmp = got.detach().to(expected.dtype).cpu()
+    expected = expected.detach().cpu()
+    close = torch.isclose(got_cmp, expected, rtol=rtol, atol=atol)
+    if not bool(close.all()):
+        index = tuple(int(i) for i in (~close).nonzero()[0])
+        raise CheckFailed(
+            f"{name}: {int((~close).sum())} of {close.numel()} values differ; first at index {index}: "
+            f"got {got_cmp[index].item():.6g}, expected {expected[index].item():.6g}"
+        )
+
+
+def matching_hint(got: torch.Tensor, variants: Sequence[tuple[torch.Tensor, str]]) -> str:
+    """The hint of the first wrong-but-plausible answer that ``got`` reproduces, else ``""``."""
+    got = got.detach().cpu().double()
+    for wrong, hint in variants:
+        wrong = wrong.detach().cpu().double()
+        if got.shape == wrong.shape and bool(torch.allclose(got, wrong, rtol=1e-4, atol=1e-6, equal_nan=True)):
+            return f" It looks like {hint}."
+    return ""

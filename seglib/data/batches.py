@@ -1,0 +1,63 @@
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from seglib.data.shapes import SceneConfig, scene_stream
+from seglib.models.autoencoder import _check_positive_int
+
+
+def reconstruction_batches(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
+                           device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless ``(images, images)`` pairs ``(B, 3, H, W)``: the target of a reconstruction is its input."""
+    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
+        yield scenes.images, scenes.images
+
+
+def superresolution_batches(batch_size: int = 16, config: SceneConfig | None = None, scale: int = 2, seed: int = 0,
+                            device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless training pairs ``(low_res, images)``: the scenes averaged down by ``scale``.
+
+    ``low_res`` is ``(B, 3, H/scale, W/scale)``, ``images`` is ``(B, 3, H, W)``;
+    ``config.size`` must be a multiple of ``scale``.
+    """
+    _check_positive_int("scale", scale, 2)
+    config = config or SceneConfig()
+    if config.size % scale:
+        raise ValueError(f"config.size must be a multiple of scale ({scale}), got {config.size}")
+    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
+        yield F.avg_pool2d(scenes.images, scale), scenes.images
+
+
+def semantic_batches(config: SceneConfig | None = None, batch_size: int = 32, seed: int = 0,
+                     device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless ``(images (B,3,H,W), labels (B,H,W))`` batches generated on ``device``."""
+    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
+        yield scenes.images, scenes.semantic
+
+
+def random_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0,
+                   flip: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless random batches ``(images (B,3,S,S), labels (B,S,S))`` drawn from tensors in memory.
+
+    Each batch samples ``batch_size`` indices without replacement (a new
+    permutation every epoch) on the tensors' device; with ``flip`` half of the
+    pairs are mirrored left-right.
+    """
+    if images.dim() != 4 or labels.dim() != 3 or images.shape[0] != labels.shape[0] \
+            or images.shape[-2:] != labels.shape[-2:]:
+        raise ValueError(f"images (N,3,H,W) and labels (N,H,W) must match, got {tuple(images.shape)} "
+                         f"and {tuple(labels.shape)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= images.shape[0]:
+        raise ValueError(f"batch_size must be an int in [1, {images.shape[0]}], got {batch_size!r}")
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(images.shape[0], generator=generator)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            index = order[start:start + batch_size].to(images.device)
+            batch_images, batch_labels = images[index], labels[index]
+            if flip:
+                mirror = (torch.rand(batch_size, generator=generator) < 0.5).to(images.device)
+                batch_images = torch.where(mirror[:, None, None, None], batch_images.flip(-1), batch_images)
+                batch_labels = torch.where(mirror[:, None, None], batch_labels.flip(-1), batch_labels)
+            yield batch_images, batch_labels

@@ -1,0 +1,139 @@
+"""Notebook 03's lab: the U-Nets and the small DeepLab, trained and judged on generated scenes.
+
+The set-up is that of the FCNs of notebook 02, repeated here as data: the same
+64 x 64 scenes (:data:`CONFIG`), batches of :data:`BATCH_SIZE` drawn from the
+same seed, AdamW with a cosine schedule, and the same evaluation on the 500
+test scenes (:func:`evaluate`). The zoo entries ``unet``, ``unet_residual`` and
+``deeplab`` train for :data:`ZOO_STEPS` steps, half the FCNs' budget (a U-Net
+step costs about 2.4 FCN-8s steps on a CPU), so the FCN-8s entry has seen twice
+the scenes. The ``unet`` entry also records :func:`aux_ablation`: the same
+U-Net trained for a short budget with and without the auxiliary head.
+
+The U-Nets are trained with an auxiliary cross-entropy loss on the
+bottleneck's own prediction (loss ``"cross_entropy_aux"``,
+:class:`~seglib.losses.AuxLoss` with weight :data:`AUX_WEIGHT`): without it a
+U-Net separates shapes from background within seconds but takes many more
+steps to tell the shapes apart.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from seglib.data.batches import semantic_batches
+from seglib.data.shapes import SceneConfig
+from seglib.losses import AuxLoss
+from seglib.metrics.evaluation import scene_evaluator
+from seglib.models.unet import UNet
+from seglib.train import History
+from seglib.train import train as train_loop
+from seglib.zoo import Recipe
+
+CONFIG = SceneConfig(size=64)
+BATCH_SIZE = 32
+#: Validation scenes of the training curves; the test split (500 scenes) gives the tables.
+CURVE_SCENES = 128
+LEARNING_RATE = 3e-3
+#: Training steps of each zoo entry of notebook 03.
+ZOO_STEPS = 1500
+#: Weight of the bottleneck's auxiliary cross entropy (U-Nets only).
+AUX_WEIGHT = 0.5
+#: Budget of :func:`aux_ablation` (recorded in the ``unet`` entry): short, as in a live CPU run.
+ABLATION_STEPS = 400
+ABLATION_BATCH_SIZE = 16
+#: Steps between the validation points stored in a zoo entry's training curve.
+ZOO_EVAL_EVERY = 250
+
+LOSSES = ("cross_entropy", "cross_entropy_aux")
+"""Loss names of :func:`train`: plain cross entropy, or with the auxiliary head's term."""
+
+ZOO_ENTRIES: dict[str, Recipe] = {
+    name: Recipe(lab="unet", builder=builder, kwargs={"num_classes": CONFIG.num_classes, **kwargs}, steps=ZOO_STEPS,
+                 batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss=loss, seed=0, eval_every=ZOO_EVAL_EVERY)
+    for name, builder, kwargs, loss in (
+        ("unet", "unet", {"aux_head": True}, "cross_entropy_aux"),
+        ("unet_residual", "unet", {"block": "residual", "aux_head": True}, "cross_entropy_aux"),
+        ("deeplab", "deeplab", {}, "cross_entropy"),
+    )
+}
+"""The zoo entries of notebook 03 (run by ``make zoo NAME=...``)."""
+
+
+def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:
+    """``model -> metrics`` on :data:`CURVE_SCENES` validation scenes (the training curves)."""
+    return scene_evaluator(CONFIG, "val", CURVE_SCENES)
+
+
+def evaluate(model: nn.Module) -> dict[str, float]:
+    """mIoU, boundary F1, pixel accuracy and per-class IoU of ``model`` on the 500 test scenes."""
+    return scene_evaluator(CONFIG, "test")(model)
+
+
+def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE,
+          loss: str = "cross_entropy_aux", seed: int = 0, eval_every: int | None = None,
+          evaluate: Callable[[nn.Module], dict] | None = None, device: torch.device | str = "cpu",
+          progress: bool = True, desc: str = "training") -> History:
+    """Train ``model`` in place on fresh generated scenes (``CONFIG``, 64 x 64) for ``steps`` steps.
+
+    The loss is :class:`~seglib.models.unet.AuxLoss` (cross entropy, plus
+    :data:`AUX_WEIGHT` times the auxiliary head's cross entropy when the model
+    returns one). Batches come from ``seed``, so models trained with the same
+    seed, steps and batch size see the same scenes.
+
+    Args:
+        model: returns logits ``(B, 5, 64, 64)`` or a dict with ``"out"`` (and ``"aux"``).
+        steps: optimiser steps.
+        batch_size: scenes per step.
+        lr: peak learning rate of AdamW (cosine schedule).
+        loss: ``"cross_entropy_aux"`` (cross entropy, plus :data:`AUX_WEIGHT` times the
+            auxiliary head's cross entropy when the model returns one) or ``"cross_entropy"``.
+        device: where to train (the scenes are generated there).
+        seed: seed of the training scenes.
+        eval_every: steps between evaluations; ``None``: only at the end.
+        evaluate: ``model -> dict``; default: 128 validation scenes.
+        progress: show a progress bar.
+
+    Returns:
+        The :class:`~seglib.train.History`; the model is trained in place (eval mode).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    device = torch.device(device)
+    batches = semantic_batches(CONFIG, batch_size, seed=seed, device=device)
+    return train_loop(model.to(device), batches, AuxLoss(AUX_WEIGHT if loss == "cross_entropy_aux" else 0.0),
+                      steps=steps, lr=lr, evaluate=evaluate or curve_evaluator(), eval_every=eval_every,
+                      progress=progress, desc=desc)
+
+
+def aux_ablation(steps: int = ABLATION_STEPS, batch_size: int = ABLATION_BATCH_SIZE,
+                 device: torch.device | str = "cpu", eval_every: int = 50, progress: bool = True,
+                 evaluate: Callable[[nn.Module], dict] | None = None) -> dict[str, list[dict[str, float]]]:
+    """Train the default U-Net with and without the auxiliary head on the same budget; return both curves.
+
+    Both runs start from the same seed and see the same batches; the only
+    difference is the auxiliary cross entropy on the bottleneck.
+
+    Returns:
+        ``{"with_aux": curve, "without_aux": curve}``, each curve a list of
+        ``{"step", "miou", "boundary_f1", "iou_circle", "iou_rectangle", "iou_triangle"}``
+        on 128 validation scenes (or by ``evaluate``) every ``eval_every`` steps.
+    """
+    keys = ("step", "miou", "boundary_f1") + tuple(f"iou_{name}" for name in CONFIG.shapes)
+    curves = {}
+    for label, aux_head in (("with_aux", True), ("without_aux", False)):
+        torch.manual_seed(0)
+        model = UNet(num_classes=CONFIG.num_classes, aux_head=aux_head)
+        history = train(model, steps, batch_size=batch_size, device=device, eval_every=eval_every,
+                                  evaluate=evaluate, progress=progress, desc=f"U-Net {label.replace('_', ' ')}")
+        curves[label] = [{key: round(float(point[key]), 4) for key in keys} for point in history.evals]
+    return curves
+
+
+def zoo_extras(name: str, device: torch.device | str) -> dict:
+    """What the zoo records for entry ``name`` besides its training run: the ``unet`` entry's :func:`aux_ablation`."""
+    if name != "unet":
+        return {}
+    return {"aux_ablation": {"steps": ABLATION_STEPS, "batch_size": ABLATION_BATCH_SIZE, **aux_ablation(device=device)}}

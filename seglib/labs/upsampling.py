@@ -1,0 +1,109 @@
+import torch
+
+from seglib.models.autoencoder import _check_images, _check_positive_int
+
+
+def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
+                      bands: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much of the inputs' power at each spatial frequency the reconstructions keep.
+
+    Both stacks lose their per-channel mean, go through a 2-D FFT, and their
+    power is summed over rings of radial frequency (in cycles per pixel,
+    ``0`` to ``0.5``; the corners beyond 0.5 join the last ring).
+
+    Args:
+        reconstructions, images: float ``(B, C, H, W)`` of the same shape.
+        bands: number of rings.
+
+    Returns:
+        ``(centres, ratio)``, both float ``(bands,)``: the ring centres in
+        cycles per pixel and the summed power of ``reconstructions`` over that
+        of ``images`` in each ring.
+    """
+    _check_images("reconstructions", reconstructions)
+    _check_images("images", images)
+    if reconstructions.shape != images.shape:
+        raise ValueError(f"reconstructions must have the shape of images {tuple(images.shape)}, "
+                         f"got {tuple(reconstructions.shape)}")
+    _check_positive_int("bands", bands)
+    height, width = images.shape[-2:]
+    fy = torch.fft.fftfreq(height, device=images.device).view(-1, 1)
+    fx = torch.fft.fftfreq(width, device=images.device).view(1, -1)
+    ring = ((fy**2 + fx**2).sqrt() / 0.5 * bands).long().clamp(max=bands - 1).flatten()
+
+    def ring_power(stack: torch.Tensor) -> torch.Tensor:
+        stack = stack.detach().double()
+        power = torch.fft.fft2(stack - stack.mean(dim=(-2, -1), keepdim=True)).abs().pow(2)
+        return torch.zeros(bands, dtype=torch.float64, device=stack.device).index_add_(
+            0, ring, power.sum(dim=(0, 1)).flatten())
+
+    centres = (torch.arange(bands, dtype=torch.float64) + 0.5) * 0.5 / bands
+    return centres.float(), (ring_power(reconstructions) / ring_power(images).clamp_min(1e-30)).float().cpu()
+
+
+def _periodic_part(images: object, period: object, border: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(crop, centred, pattern)``: the cropped images, the same minus their mean per channel, and the best
+    ``period``-periodic approximation of ``centred``; all float64 ``(B, C, H - 2*border, W - 2*border)``."""
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
+        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a float tensor of shape (B, C, H, W), got {got}")
+    _check_positive_int("period", period, 2)
+    _check_positive_int("border", border, 0)
+    height, width = images.shape[-2:]
+    if min(height, width) - 2 * border < period:
+        raise ValueError(f"images of {height}x{width} with border={border} leave less than one period ({period}) "
+                         "of pixels; expected larger images or a smaller border")
+    crop = images[..., border:height - border, border:width - border].double()
+    centred = crop - crop.mean(dim=(-2, -1), keepdim=True)
+    pattern = torch.empty_like(centred)
+    for row in range(period):
+        for column in range(period):
+            phase = centred[..., row::period, column::period]
+            pattern[..., row::period, column::period] = phase.mean(dim=(-2, -1), keepdim=True)
+    return crop, centred, pattern
+
+
+
+def checkerboard_score(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
+    """Share of each image's variance explained by a pattern that repeats every ``period`` pixels.
+
+    The pixels split into ``period**2`` phases by ``(row % period, column %
+    period)``. The best ``period``-periodic approximation of an image takes
+    each phase's mean; its variance divided by the image's variance (both
+    summed over channels) is the score: 1 for a pure grid pattern such as a
+    checkerboard, about 0 for a smooth image, and 0 for a constant one.
+
+    Args:
+        images: float ``(B, C, H, W)``.
+        period: the stride of the upsampling layer under test, at least 2.
+        border: pixels cropped from every side first (padding effects).
+
+    Returns:
+        float ``(B,)`` in [0, 1].
+    """
+    crop, centred, pattern = _periodic_part(images, period, border)
+    total = centred.pow(2).sum(dim=(1, 2, 3))
+    periodic = pattern.pow(2).sum(dim=(1, 2, 3))
+    # An image whose variance is rounding noise (below 1e-10 of its energy) counts as constant.
+    constant = total <= 1e-10 * crop.pow(2).sum(dim=(1, 2, 3))
+    score = torch.where(constant, torch.zeros_like(total), periodic / total.clamp_min(torch.finfo(total.dtype).tiny))
+    return score.to(images.dtype)
+
+
+
+def checkerboard_amplitude(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
+    """Root-mean-square of the ``period``-periodic pattern of each image, in the units of its pixels.
+
+    The pattern is the one of :func:`checkerboard_score`; for an upsampler fed
+    a constant image, whose output should be constant too, this is the
+    strength of the grid it adds (e.g. in grey levels of [0, 1] images).
+
+    Args:
+        images: float ``(B, C, H, W)``.
+        period, border: as in :func:`checkerboard_score`.
+
+    Returns:
+        float ``(B,)``, >= 0.
+    """
+    _, _, pattern = _periodic_part(images, period, border)
+    return pattern.pow(2).mean(dim=(1, 2, 3)).sqrt().to(images.dtype)

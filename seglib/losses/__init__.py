@@ -1,0 +1,14 @@
+"""Segmentation losses: functions (:mod:`~seglib.losses.functional`) and modules (:mod:`~seglib.losses.modules`).
+
+Every name is re-exported here: ``from seglib.losses import soft_dice_loss``.
+"""
+
+from seglib.losses.functional import (  # noqa: F401
+    CLASS_WEIGHT_METHODS,
+    class_weights,
+    cross_entropy,
+    focal_loss,
+    soft_dice_loss,
+    tversky_loss,
+)
+from seglib.losses.modules import AuxLoss, CombinedLoss  # noqa: F401
