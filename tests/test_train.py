@@ -4,7 +4,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from seglib.data.shapes import SceneConfig
-from seglib.train import History, semantic_batches, train
+from seglib.train import History, train
+from seglib.data.batches import semantic_batches
 
 
 def tiny_model(num_classes=5):

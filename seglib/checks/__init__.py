@@ -31,3 +31,28 @@ from seglib.checks.upsampling import (  # noqa: F401
     check_conv_transpose1d,
     check_output_sizes,
 )
+
+__all__ = [
+    "CheckFailed",
+    "OUTPUT_SIZE_QUESTIONS",
+    "assert_close",
+    "call_student",
+    "check_best_mask",
+    "check_bilinear",
+    "check_bilinear_kernel",
+    "check_class_weights",
+    "check_conv_matrix",
+    "check_conv_transpose1d",
+    "check_decoder_block",
+    "check_fourier_encoding",
+    "check_iou_from_confusion",
+    "check_linear_to_conv",
+    "check_mask_iou",
+    "check_match_predictions",
+    "check_output_sizes",
+    "check_receptive_field",
+    "check_roi_align_box",
+    "check_soft_dice_loss",
+    "matching_hint",
+    "passed",
+]

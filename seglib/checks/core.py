@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+
 class CheckFailed(AssertionError):
     """An exercise check did not pass; the message says why."""
 

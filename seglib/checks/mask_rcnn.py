@@ -16,8 +16,8 @@ import torch
 from torchvision.ops import roi_align as tv_roi_align
 
 from seglib.checks.core import CheckFailed, call_student, passed
-from seglib.metrics.masks import mask_iou
 from seglib.metrics.instance import match_instances
+from seglib.metrics.masks import mask_iou
 
 __all__ = ["check_bilinear", "check_mask_iou", "check_match_predictions", "check_roi_align_box"]
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from seglib.data.shapes import SceneConfig, scene_stream
-from seglib.models.autoencoder import _check_positive_int
+from seglib.validation import check_int
 
 
 def reconstruction_batches(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
@@ -21,7 +21,7 @@ def superresolution_batches(batch_size: int = 16, config: SceneConfig | None = N
     ``low_res`` is ``(B, 3, H/scale, W/scale)``, ``images`` is ``(B, 3, H, W)``;
     ``config.size`` must be a multiple of ``scale``.
     """
-    _check_positive_int("scale", scale, 2)
+    check_int("scale", scale, 2)
     config = config or SceneConfig()
     if config.size % scale:
         raise ValueError(f"config.size must be a multiple of scale ({scale}), got {config.size}")

@@ -23,11 +23,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from seglib.data.batches import semantic_batches
 from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, scene_stream, split_scenes
 from seglib.metrics.evaluation import scene_evaluator
-from seglib.models.autoencoder import _check_images
 from seglib.models.fcn import VARIANTS, PatchClassifier
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_positive_int
+from seglib.validation import check_float_tensor, check_positive_int
 from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=64)
@@ -227,7 +226,7 @@ def sliding_window_scores(classifier: PatchClassifier, image: torch.Tensor, stri
     if not isinstance(image, torch.Tensor) or image.dim() != 3:
         raise ValueError(f"image must be a tensor (3,H,W), got "
                          f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
-    _check_images(image.unsqueeze(0), "image")
+    check_float_tensor("image", image, "(3, H, W)")
     check_positive_int("stride", stride)
     check_positive_int("batch_size", batch_size)
     size = classifier.patch_size

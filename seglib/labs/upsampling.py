@@ -1,6 +1,16 @@
+"""Notebook 01's lab: measurements of upsampled images (spectral energy, checkerboard artefacts).
+
+The notebook trains its autoencoder and super-resolvers inline with
+:func:`seglib.train.train` on :func:`seglib.data.batches.reconstruction_batches`
+and :func:`~seglib.data.batches.superresolution_batches`; this lab holds what it
+measures on their outputs. It has no model-zoo entry.
+"""
+
+from __future__ import annotations
+
 import torch
 
-from seglib.models.autoencoder import _check_images, _check_positive_int
+from seglib.validation import check_float_tensor, check_int
 
 
 def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
@@ -20,12 +30,12 @@ def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
         cycles per pixel and the summed power of ``reconstructions`` over that
         of ``images`` in each ring.
     """
-    _check_images("reconstructions", reconstructions)
-    _check_images("images", images)
+    check_float_tensor("reconstructions", reconstructions)
+    check_float_tensor("images", images)
     if reconstructions.shape != images.shape:
         raise ValueError(f"reconstructions must have the shape of images {tuple(images.shape)}, "
                          f"got {tuple(reconstructions.shape)}")
-    _check_positive_int("bands", bands)
+    check_int("bands", bands)
     height, width = images.shape[-2:]
     fy = torch.fft.fftfreq(height, device=images.device).view(-1, 1)
     fx = torch.fft.fftfreq(width, device=images.device).view(1, -1)
@@ -47,8 +57,8 @@ def _periodic_part(images: object, period: object, border: object) -> tuple[torc
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a float tensor of shape (B, C, H, W), got {got}")
-    _check_positive_int("period", period, 2)
-    _check_positive_int("border", border, 0)
+    check_int("period", period, 2)
+    check_int("border", border, 0)
     height, width = images.shape[-2:]
     if min(height, width) - 2 * border < period:
         raise ValueError(f"images of {height}x{width} with border={border} leave less than one period ({period}) "

@@ -8,7 +8,6 @@ from seglib.data.shapes import SceneConfig, split_scenes
 from seglib.metrics.semantic import (
     _boundary_f1_per_image,
     _check_ignore_index,
-    _check_int,
     _check_label_map,
     _check_pair,
     _confusion_matrices,
@@ -17,6 +16,7 @@ from seglib.metrics.semantic import (
     mean_iou,
     pixel_accuracy,
 )
+from seglib.validation import check_int
 
 
 class SegmentationMeter:
@@ -38,9 +38,9 @@ class SegmentationMeter:
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, boundary_tolerance: int = 2) -> None:
-        _check_int("num_classes", num_classes, 1)
+        check_int("num_classes", num_classes, 1)
         _check_ignore_index(ignore_index)
-        _check_int("boundary_tolerance", boundary_tolerance, 0)
+        check_int("boundary_tolerance", boundary_tolerance, 0)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.boundary_tolerance = boundary_tolerance
@@ -164,7 +164,7 @@ def evaluate_segmentation(
         )
     if images.shape[0] == 0:
         raise ValueError("images must hold at least one image, got N=0")
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     device = torch.device(device) if device is not None else _model_device(model)
     meter = SegmentationMeter(num_classes, ignore_index)
     was_training = model.training

@@ -3,7 +3,7 @@ from typing import Collection
 import numpy as np
 import torch
 
-from seglib.data.prompts import _check_masks
+from seglib.metrics.instance import _check_masks
 
 
 def _check_panoptic(name: str, panoptic) -> torch.Tensor:

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from seglib.validation import check_int
+
 __all__ = [
     "boundary_f1",
     "confusion_matrix",
@@ -43,13 +45,6 @@ __all__ = [
 
 
 # -- input checks ---------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
 def _check_ignore_index(ignore_index: Any) -> None:
@@ -118,7 +113,7 @@ def _confusion_matrices(
 ) -> torch.Tensor:
     """One confusion matrix per image, int64 ``(B, C, C)``, after checking all inputs."""
     pred, target = _check_pair(pred, target)
-    _check_int("num_classes", num_classes, 1)
+    check_int("num_classes", num_classes, 1)
     _check_ignore_index(ignore_index)
     valid = _valid_mask(target, ignore_index)
     image = torch.arange(target.shape[0], device=target.device).view(-1, 1, 1).expand_as(target)
@@ -346,14 +341,14 @@ def boundary_f1(
         A float in [0, 1]; NaN when no image has a boundary in either map.
     """
     pred, target = _check_pair(pred, target)
-    _check_int("tolerance", tolerance, 0)
+    check_int("tolerance", tolerance, 0)
     _check_ignore_index(ignore_index)
     valid = _valid_mask(target, ignore_index)
     if num_classes is None:
         seen = torch.cat([pred[valid], target[valid]])
         num_classes = int(seen.max()) + 1 if seen.numel() else 0
     else:
-        _check_int("num_classes", num_classes, 1)
+        check_int("num_classes", num_classes, 1)
     _check_class_ids("target", target[valid], num_classes, ignore_index)
     _check_class_ids("pred", pred[valid], num_classes, None)
     return float(torch.nanmean(_boundary_f1_per_image(pred, target, num_classes, tolerance, ignore_index)))

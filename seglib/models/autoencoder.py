@@ -20,23 +20,9 @@ import torch
 from torch import nn
 
 from seglib.models.upsamplers import UPSAMPLING_KINDS, upsample_layer
+from seglib.validation import check_float_tensor, check_int
 
 __all__ = ["ConvAutoencoder"]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
-
-
-def _check_images(name: str, images: object) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
-        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"{name} must be a float tensor of shape (B, C, H, W), got {got}")
-    return images
 
 
 def _norm_relu(channels: int) -> list[nn.Module]:
@@ -65,8 +51,8 @@ class ConvAutoencoder(nn.Module):
         super().__init__()
         if not isinstance(widths, (tuple, list)) or not widths:
             raise ValueError(f"widths must be a non-empty sequence of channel counts, got {widths!r}")
-        widths = tuple(_check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
-        _check_positive_int("latent_channels", latent_channels)
+        widths = tuple(check_int(f"widths[{i}]", w) for i, w in enumerate(widths))
+        check_int("latent_channels", latent_channels)
         if upsampling not in UPSAMPLING_KINDS:
             raise ValueError(f"upsampling must be one of {UPSAMPLING_KINDS}, got {upsampling!r}")
         self.widths, self.latent_channels = widths, latent_channels
@@ -94,7 +80,7 @@ class ConvAutoencoder(nn.Module):
         return self.latent_channels * (height // self.stride) * (width // self.stride)
 
     def _check_input(self, x: object) -> torch.Tensor:
-        x = _check_images("x", x)
+        x = check_float_tensor("x", x)
         if x.shape[1] != 3 or x.shape[-2] % self.stride or x.shape[-1] % self.stride:
             raise ValueError(f"x must have shape (B, 3, H, W) with H and W multiples of {self.stride}, "
                              f"got {tuple(x.shape)}")
@@ -106,7 +92,7 @@ class ConvAutoencoder(nn.Module):
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """Code ``(B, latent_channels, h, w)`` -> images ``(B, 3, h * stride, w * stride)`` in [0, 1]."""
-        code = _check_images("code", code)
+        code = check_float_tensor("code", code)
         if code.shape[1] != self.latent_channels:
             raise ValueError(f"code must have {self.latent_channels} channels, got shape {tuple(code.shape)}")
         return self.decoder(code)

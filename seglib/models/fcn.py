@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from seglib.validation import check_positive_int
+from seglib.validation import check_float_tensor, check_positive_int
 
 __all__ = [
     "Encoder",
@@ -51,15 +51,6 @@ def _check_widths(widths: object, minimum_stages: int) -> tuple[int, ...]:
     if not isinstance(widths, (tuple, list)) or len(widths) < minimum_stages:
         raise ValueError(f"widths must be a sequence of at least {minimum_stages} channel counts, got {widths!r}")
     return tuple(check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
-
-
-def _check_images(x: object, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor (B,3,H,W), got "
-                        f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (B,3,H,W), got {tuple(x.shape)}")
-    return x
 
 
 class Encoder(nn.Sequential):
@@ -143,7 +134,7 @@ class PatchClassifier(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x)
+        check_float_tensor("x", x, "(B, 3, H, W)", 3)
         if tuple(x.shape[2:]) != (self.patch_size, self.patch_size):
             raise ValueError(f"x must hold {self.patch_size}x{self.patch_size} patches (the fully connected head "
                              f"fixes the input size), got {tuple(x.shape[2:])}; convolutionalize() the "
@@ -335,7 +326,7 @@ class FCN(nn.Module):
         return VARIANTS[self.variant][-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x)
+        check_float_tensor("x", x, "(B, 3, H, W)", 3)
         if x.shape[2] % 32 or x.shape[3] % 32:
             raise ValueError(f"x must have a height and width that are multiples of 32, got {tuple(x.shape[2:])}")
         features = self.encoder.stages(x)

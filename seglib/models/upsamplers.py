@@ -27,17 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglib.validation import check_int
+
 __all__ = ["SuperResolver", "UPSAMPLING_KINDS", "transposed_padding", "upsample_layer"]
 
 UPSAMPLING_KINDS = ("transposed", "nearest", "bilinear")
-
-
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
 
 
 def _check_kind(kind: object) -> str:
@@ -52,8 +46,8 @@ def transposed_padding(kernel_size: int, scale: int) -> tuple[int, int]:
     The output size ``(n-1)s - 2p + k + output_padding`` equals ``s*n`` when
     ``2p - output_padding = k - s``; this picks the smallest such ``p >= 0``.
     """
-    _check_positive_int("kernel_size", kernel_size)
-    _check_positive_int("scale", scale, 2)
+    check_int("kernel_size", kernel_size)
+    check_int("scale", scale, 2)
     padding = max(0, math.ceil((kernel_size - scale) / 2))
     return padding, 2 * padding - (kernel_size - scale)
 
@@ -71,10 +65,10 @@ def upsample_layer(kind: str, in_channels: int, out_channels: int, kernel_size: 
         scale: integer upsampling factor, at least 2.
     """
     _check_kind(kind)
-    _check_positive_int("in_channels", in_channels)
-    _check_positive_int("out_channels", out_channels)
-    _check_positive_int("kernel_size", kernel_size)
-    _check_positive_int("scale", scale, 2)
+    check_int("in_channels", in_channels)
+    check_int("out_channels", out_channels)
+    check_int("kernel_size", kernel_size)
+    check_int("scale", scale, 2)
     if kind == "transposed":
         padding, output_padding = transposed_padding(kernel_size, scale)
         return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=scale, padding=padding,
@@ -102,7 +96,7 @@ class SuperResolver(nn.Module):
     def __init__(self, kind: str = "transposed", width: int = 32, kernel_size: int = 3, scale: int = 2):
         super().__init__()
         self.kind = _check_kind(kind)
-        _check_positive_int("width", width)
+        check_int("width", width)
         self.head = nn.Conv2d(3, width, 3, padding=1, padding_mode="replicate")
         self.up = upsample_layer(kind, width, width, kernel_size, scale)
         self.tail = nn.Conv2d(width, 3, 3, padding=1, padding_mode="replicate")

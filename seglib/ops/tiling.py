@@ -29,15 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seglib.validation import check_int
+
 __all__ = ["TileGrid", "interior_agreement", "mirror_pad", "tile_grid", "tiled_predict"]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -103,11 +97,11 @@ def tile_grid(height: int, width: int, tile: int, overlap: int, context: int = 0
         ValueError: if the overlap is odd, or not smaller than the output tile
             ``tile - 2 * context``.
     """
-    _check_int("height", height, 1)
-    _check_int("width", width, 1)
-    _check_int("tile", tile, 1)
-    _check_int("overlap", overlap, 0)
-    _check_int("context", context, 0)
+    check_int("height", height, 1)
+    check_int("width", width, 1)
+    check_int("tile", tile, 1)
+    check_int("overlap", overlap, 0)
+    check_int("context", context, 0)
     if overlap % 2:
         raise ValueError(f"overlap must be even (half of it is blended on each side of a tile), got {overlap}")
     out_tile = tile - 2 * context
@@ -134,7 +128,7 @@ def mirror_pad(images: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Te
         raise ValueError(f"images must have shape (B,C,H,W), got {got}")
     if len(pad) != 4:
         raise ValueError(f"pad must be (top, bottom, left, right), got {pad!r}")
-    top, bottom, left, right = (_check_int(f"pad[{i}]", p, 0) for i, p in enumerate(pad))
+    top, bottom, left, right = (check_int(f"pad[{i}]", p, 0) for i, p in enumerate(pad))
     rows = _reflect_index(images.shape[-2], top, bottom, images.device)
     cols = _reflect_index(images.shape[-1], left, right, images.device)
     return images[..., rows[:, None], cols[None, :]]
@@ -212,9 +206,9 @@ def tiled_predict(model: nn.Module, image: torch.Tensor, tile: int, overlap: int
         raise TypeError(f"image must be a float tensor (3,H,W) or (B,3,H,W), got {got}")
     if image.dim() not in (3, 4):
         raise ValueError(f"image must have shape (3,H,W) or (B,3,H,W), got {tuple(image.shape)}")
-    _check_int("tile", tile, 1)
-    _check_int("overlap", overlap, 0)
-    _check_int("batch_size", batch_size, 1)
+    check_int("tile", tile, 1)
+    check_int("overlap", overlap, 0)
+    check_int("batch_size", batch_size, 1)
     if overlap >= tile:
         raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
     single = image.dim() == 3
@@ -271,7 +265,7 @@ def interior_agreement(a: torch.Tensor, b: torch.Tensor, border: int) -> float:
             raise TypeError(f"{name} must be an integer label map (H,W) or (B,H,W), got {got}")
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    _check_int("border", border, 0)
+    check_int("border", border, 0)
     h, w = a.shape[-2:]
     if 2 * border >= min(h, w):
         raise ValueError(f"border ({border}) must be less than half of the smaller side of {h}x{w}")

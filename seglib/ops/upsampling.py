@@ -24,6 +24,8 @@ from typing import Sequence, Union
 
 import torch
 
+from seglib.validation import check_int
+
 IntOrPair = Union[int, Sequence[int]]
 
 CONV_SIZE_FORMULA = "floor((n + 2p - d(k-1) - 1) / s) + 1"
@@ -33,23 +35,13 @@ CONV_TRANSPOSE_SIZE_FORMULA = "(n-1)s - 2p + d(k-1) + output_padding + 1"
 # --------------------------------------------------------------------------- validation
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int, or raise naming ``name`` if it is not an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return int(value)
-
-
 def _check_pair(name: str, value: object, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, as ``(height, width)``."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
-    return (_check_int(f"{name}[0]", value[0], minimum), _check_int(f"{name}[1]", value[1], minimum))
+    return (check_int(f"{name}[0]", value[0], minimum), check_int(f"{name}[1]", value[1], minimum))
 
 
 def _check_tensor(name: str, value: object, shape: str) -> torch.Tensor:
@@ -99,11 +91,11 @@ def _transposed_filled(n: int, k: int, s: int, p: int, d: int, op: int) -> str:
 
 def _check_sizes(size, kernel_size, stride, padding, dilation) -> tuple[int, int, int, int, int]:
     return (
-        _check_int("size", size, 1),
-        _check_int("kernel_size", kernel_size, 1),
-        _check_int("stride", stride, 1),
-        _check_int("padding", padding, 0),
-        _check_int("dilation", dilation, 1),
+        check_int("size", size, 1),
+        check_int("kernel_size", kernel_size, 1),
+        check_int("stride", stride, 1),
+        check_int("padding", padding, 0),
+        check_int("dilation", dilation, 1),
     )
 
 
@@ -151,7 +143,7 @@ def conv_transpose_output_size(
             or dilation, or a padding so large that the output is empty.
     """
     n, k, s, p, d = _check_sizes(size, kernel_size, stride, padding, dilation)
-    op = _check_int("output_padding", output_padding, 0)
+    op = check_int("output_padding", output_padding, 0)
     if op >= s and op >= d:
         raise ValueError(f"output_padding ({op}) must be smaller than stride ({s}) or dilation ({d})")
     out = (n - 1) * s - 2 * p + d * (k - 1) + op + 1
@@ -188,7 +180,7 @@ def explain_output_size(
         out = conv_transpose_output_size(size, kernel_size, stride, padding, dilation, output_padding)
         filled = _transposed_filled(size, kernel_size, stride, padding, dilation, output_padding)
         return f"{CONV_TRANSPOSE_SIZE_FORMULA} = {filled} = {out}"
-    if _check_int("output_padding", output_padding, 0) != 0:
+    if check_int("output_padding", output_padding, 0) != 0:
         raise ValueError(
             f"output_padding applies only to transposed convolutions, got output_padding={output_padding!r} "
             "with transposed=False"
@@ -324,7 +316,7 @@ def conv_matrix(
 
 
 def _conv_matrix_1d(weight: torch.Tensor, n: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
-    n = _check_int("input_size", n, 1)
+    n = check_int("input_size", n, 1)
     n_out = conv_output_size(n, weight.shape[0], stride, padding, dilation)
     matrix = weight.new_zeros(n_out, n)
     for o, t in itertools.product(range(n_out), range(weight.shape[0])):
@@ -354,7 +346,7 @@ def _conv_matrix_2d(weight: torch.Tensor, input_size, stride, padding, dilation)
 
 def _check_upsampling(x: object, scale: object) -> int:
     _check_tensor("x", x, "(B, C, H, W)")
-    return _check_int("scale", scale, 1)
+    return check_int("scale", scale, 1)
 
 
 def bed_of_nails(x: torch.Tensor, scale: int = 2) -> torch.Tensor:

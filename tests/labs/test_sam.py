@@ -8,12 +8,12 @@ from seglib.data.shapes import split_scenes
 from seglib.models.promptable import build_small_sam
 from seglib.labs.sam import (
     PromptOutputs,
-    evaluate_promptable,
+    evaluate,
     mask_losses,
     prompt_tasks,
     promptable_loss,
     simulate_prompts,
-    train_small_sam,
+    train,
 )
 
 
@@ -73,17 +73,17 @@ def test_mask_losses_per_candidate():
 
 def test_evaluation_protocol_is_deterministic(tiny):
     scenes = split_scenes("test", SceneConfig(min_objects=1), n=6)
-    first = evaluate_promptable(tiny, scenes, clicks=2)
+    first = evaluate(tiny, scenes, clicks=2)
     assert set(first) == {"click1_miou", "click2_miou", "box_miou", "objects"}
     assert first["objects"] == float(scenes.valid.sum())
     assert all(0 <= first[k] <= 1 for k in ("click1_miou", "click2_miou", "box_miou"))
-    assert evaluate_promptable(tiny, scenes, clicks=2) == first
+    assert evaluate(tiny, scenes, clicks=2) == first
     with pytest.raises(ValueError, match="clicks"):
-        evaluate_promptable(tiny, scenes, clicks=0)
+        evaluate(tiny, scenes, clicks=0)
 
 
 def test_a_few_training_steps_lower_the_loss():
     torch.manual_seed(0)
     model = build_small_sam(embed_dim=32, widths=(8, 8, 16), encoder_depth=1, mlp_dim=32)
-    model, history = train_small_sam(model, steps=12, batch_size=6, progress=False)
+    history = train(model, steps=12, batch_size=6, progress=False)
     assert history.total_steps == 12 and history.loss[-1] < history.loss[0]

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from seglib.models.deeplab import ASPP, AtrousBackbone, DeepLab, empirical_receptive_field
-from seglib.models.fcn import receptive_field
+from seglib.models.deeplab import ASPP, AtrousBackbone, DeepLab
+from seglib.ops.receptive_field import empirical_receptive_field
+from seglib.ops.receptive_field import receptive_field
 
 
 @pytest.mark.parametrize("output_stride,strides,dilations", [

@@ -72,8 +72,9 @@ def test_download_from_file_url_and_offline_reason(tmp_path):
 
 def test_finetuning_plumbing_on_the_fake_copy(tmp_path):
     from seglib.metrics.instance import coco_mask_ap
-    from seglib.models.maskrcnn import (LossLog, build_maskrcnn, dataset_batches, detection_forward, predict,
-                                        replace_predictors)
+    from seglib.models.maskrcnn import build_maskrcnn, replace_predictors
+    from seglib.labs.mask_rcnn import LossLog, detection_forward, predict
+    from seglib.data.detection import dataset_batches
     from seglib.train import train
 
     dataset = real.PennFudanPed(make_copy(tmp_path), split="all")

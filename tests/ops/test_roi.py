@@ -5,7 +5,7 @@ import torch
 from torchvision.ops import roi_align as tv_roi_align
 from torchvision.ops import roi_pool as tv_roi_pool
 
-from seglib import roi
+from seglib.ops import roi
 
 
 def random_boxes(generator, n, size):

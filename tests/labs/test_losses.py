@@ -3,11 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seglib import imbalance
+from seglib.labs import losses as losses_lab
 from seglib.data import SceneConfig, generate_scenes
 from seglib.losses import focal_loss, soft_dice_loss
 from seglib.models.unet import UNet
-from seglib.recipes import RECIPES
 
 
 def random_case(seed=0, shape=(2, 2, 8, 8)):
@@ -18,33 +17,33 @@ def random_case(seed=0, shape=(2, 2, 8, 8)):
 
 
 def test_config_has_a_tiny_foreground_class():
-    scenes = generate_scenes(256, imbalance.CONFIG, seed=0)
-    fraction = imbalance.foreground_fraction(scenes.semantic)
+    scenes = generate_scenes(256, losses_lab.CONFIG, seed=0)
+    fraction = losses_lab.foreground_fraction(scenes.semantic)
     assert 0.01 <= fraction <= 0.03
-    assert imbalance.CONFIG.class_names[imbalance.FOREGROUND] == "circle"
+    assert losses_lab.CONFIG.class_names[losses_lab.FOREGROUND] == "circle"
 
 
 def test_foreground_fraction_skips_ignored_pixels_and_checks_input():
     labels = torch.tensor([[[0, 1], [255, 0]]])
-    assert imbalance.foreground_fraction(labels) == pytest.approx(1 / 3)
+    assert losses_lab.foreground_fraction(labels) == pytest.approx(1 / 3)
     with pytest.raises(TypeError, match="labels"):
-        imbalance.foreground_fraction(labels.float())
+        losses_lab.foreground_fraction(labels.float())
     with pytest.raises(ValueError, match="255"):
-        imbalance.foreground_fraction(torch.full((1, 2, 2), 255))
+        losses_lab.foreground_fraction(torch.full((1, 2, 2), 255))
 
 
 def test_class_weights_favour_the_tiny_class():
-    weights = imbalance.train_class_weights()
+    weights = losses_lab.train_class_weights()
     assert weights.shape == (2,)
     assert weights[1] > 20 * weights[0]
     assert float(weights.mean()) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", imbalance.LOSS_NAMES)
+@pytest.mark.parametrize("name", losses_lab.LOSS_NAMES)
 def test_every_loss_gives_a_finite_scalar_with_gradients(name):
     logits, target = random_case()
     logits.requires_grad_(True)
-    loss = imbalance.make_loss(name, weights=[0.2, 1.8] if name == "weighted_ce" else None)(logits, target)
+    loss = losses_lab.make_loss(name, weights=[0.2, 1.8] if name == "weighted_ce" else None)(logits, target)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
@@ -53,7 +52,7 @@ def test_every_loss_gives_a_finite_scalar_with_gradients(name):
 def test_losses_are_the_documented_formulas():
     logits, target = random_case(1)
     weight = torch.tensor([0.3, 1.7])
-    make = imbalance.make_loss
+    make = losses_lab.make_loss
     assert torch.allclose(make("ce")(logits, target), F.cross_entropy(logits, target))
     assert torch.allclose(make("weighted_ce", weight)(logits, target), F.cross_entropy(logits, target, weight=weight))
     assert torch.allclose(make("dice")(logits, target), soft_dice_loss(logits, target))
@@ -64,19 +63,19 @@ def test_losses_are_the_documented_formulas():
 
 def test_losses_run_in_float32_on_half_logits():
     logits, target = random_case(2)
-    assert imbalance.make_loss("ce")(logits.bfloat16(), target).dtype == torch.float32
+    assert losses_lab.make_loss("ce")(logits.bfloat16(), target).dtype == torch.float32
 
 
 def test_make_loss_rejects_unknown_names_and_misplaced_weights():
     with pytest.raises(ValueError, match="name must be one of"):
-        imbalance.make_loss("hinge")
+        losses_lab.make_loss("hinge")
     with pytest.raises(ValueError, match="weighted_ce"):
-        imbalance.make_loss("dice", weights=[1.0, 1.0])
+        losses_lab.make_loss("dice", weights=[1.0, 1.0])
 
 
 def test_training_is_reproducible_and_logs_the_loss():
     config = SceneConfig(size=16, background="plain", shapes=("circle",), object_size=(0.2, 0.3))
-    runs = [imbalance.train_loss("ce_dice", 4, config=config, progress=False) for _ in range(2)]
+    runs = [losses_lab.train_losses(4, ("ce_dice",), config=config, progress=False)["ce_dice"] for _ in range(2)]
     assert runs[0].history.steps == [4]
     first, second = (run.model.state_dict() for run in runs)
     assert all(torch.equal(first[key], second[key]) for key in first)
@@ -85,23 +84,23 @@ def test_training_is_reproducible_and_logs_the_loss():
 
 def test_train_losses_trains_each_name():
     config = SceneConfig(size=16, background="plain", shapes=("circle",), object_size=(0.2, 0.3))
-    runs = imbalance.train_losses(2, ("ce", "dice"), config=config, progress=False)
+    runs = losses_lab.train_losses(2, ("ce", "dice"), config=config, progress=False)
     assert list(runs) == ["ce", "dice"]
     with pytest.raises(ValueError, match="names"):
-        imbalance.train_losses(2, "ce")
+        losses_lab.train_losses(2, "ce")
     with pytest.raises(ValueError, match="name must be one of"):
-        imbalance.train_losses(2, ("ce", "hinge"))
+        losses_lab.train_losses(2, ("ce", "hinge"))
 
 
 def test_predict_labels_shapes_and_mode():
-    model = UNet(**imbalance.MODEL_KWARGS)
+    model = UNet(**losses_lab.MODEL_KWARGS)
     model.train()
     images = torch.rand(5, 3, 32, 32)
-    labels = imbalance.predict_labels(model, images, batch_size=2)
+    labels = losses_lab.predict_labels(model, images, batch_size=2)
     assert labels.shape == (5, 32, 32) and labels.dtype == torch.int64
     assert model.training
     with pytest.raises(TypeError, match="images"):
-        imbalance.predict_labels(model, images.long())
+        losses_lab.predict_labels(model, images.long())
 
 
 def test_metrics_of_a_hand_made_case():
@@ -109,7 +108,7 @@ def test_metrics_of_a_hand_made_case():
     pred = target.clone()
     pred[0, 1, 1] = 0  # one missed foreground pixel
     pred[0, 0, 0] = 1  # one false alarm
-    metrics = imbalance.imbalance_metrics(pred, target)
+    metrics = losses_lab.imbalance_metrics(pred, target)
     assert metrics["fg_iou"] == pytest.approx(3 / 5)
     assert metrics["fg_dice"] == pytest.approx(6 / 8)
     assert metrics["fg_precision"] == pytest.approx(3 / 4)
@@ -119,9 +118,9 @@ def test_metrics_of_a_hand_made_case():
 
 
 def test_an_all_background_prediction_is_accurate_but_useless():
-    target = generate_scenes(32, imbalance.CONFIG, seed=3).semantic
-    metrics = imbalance.imbalance_metrics(torch.zeros_like(target), target)
-    assert metrics["pixel_accuracy"] == pytest.approx(1 - imbalance.foreground_fraction(target))
+    target = generate_scenes(32, losses_lab.CONFIG, seed=3).semantic
+    metrics = losses_lab.imbalance_metrics(torch.zeros_like(target), target)
+    assert metrics["pixel_accuracy"] == pytest.approx(1 - losses_lab.foreground_fraction(target))
     assert metrics["fg_iou"] == 0 and metrics["fg_precision"] == 0 and metrics["fg_recall"] == 0
 
 
@@ -131,33 +130,34 @@ def test_per_image_dice():
     pred = torch.zeros_like(target)
     pred[0, 0, 0] = 1
     pred[1, 1, 1] = 1
-    assert imbalance.per_image_dice(pred, target).tolist() == pytest.approx([2 / 3, 0.0, 1.0])
+    assert losses_lab.per_image_dice(pred, target).tolist() == pytest.approx([2 / 3, 0.0, 1.0])
     with pytest.raises(ValueError, match="same shape"):
-        imbalance.per_image_dice(pred[0], target[0])
+        losses_lab.per_image_dice(pred[0], target[0])
 
 
 def test_evaluator_returns_the_table_keys():
     torch.manual_seed(0)
-    metrics = imbalance.evaluate_imbalance(UNet(**imbalance.MODEL_KWARGS), split="val", n=16)
+    metrics = losses_lab.evaluate(UNet(**losses_lab.MODEL_KWARGS), split="val", n=16)
     assert set(metrics) == {"fg_iou", "fg_dice", "fg_precision", "fg_recall", "bg_iou", "miou",
                             "pixel_accuracy", "per_image_miou", "boundary_f1"}
 
 
-def test_recipes_are_registered():
-    for name in imbalance.LOSS_NAMES:
-        assert RECIPES[f"loss_{name}"] == f"seglib.labs.losses:loss_{name}"
+def test_every_loss_has_a_zoo_entry_with_the_same_budget():
+    entries = losses_lab.ZOO_ENTRIES
+    assert sorted(entries) == sorted(f"loss_{name}" for name in losses_lab.LOSS_NAMES)
+    assert len({(e.steps, e.batch_size, e.lr, e.seed, e.builder, str(e.kwargs)) for e in entries.values()}) == 1
 
 
 def test_objects_found_counts_objects_with_any_hit():
-    scenes = generate_scenes(8, imbalance.CONFIG, seed=5)
-    assert imbalance.objects_found(scenes.semantic, scenes) == 1.0
-    assert imbalance.objects_found(torch.zeros_like(scenes.semantic), scenes) == 0.0
+    scenes = generate_scenes(8, losses_lab.CONFIG, seed=5)
+    assert losses_lab.objects_found(scenes.semantic, scenes) == 1.0
+    assert losses_lab.objects_found(torch.zeros_like(scenes.semantic), scenes) == 0.0
     one_pixel = torch.zeros_like(scenes.semantic)
     first = scenes.instances(0)["masks"][0].nonzero()[0]
-    one_pixel[0, first[0], first[1]] = imbalance.FOREGROUND
-    assert imbalance.objects_found(one_pixel, scenes) == pytest.approx(1 / int(scenes.valid.sum()))
+    one_pixel[0, first[0], first[1]] = losses_lab.FOREGROUND
+    assert losses_lab.objects_found(one_pixel, scenes) == pytest.approx(1 / int(scenes.valid.sum()))
     with pytest.raises(ValueError, match="pred"):
-        imbalance.objects_found(one_pixel[:2], scenes)
+        losses_lab.objects_found(one_pixel[:2], scenes)
 
 
 def test_hardest_images_rank_by_mean_dice():
@@ -166,25 +166,25 @@ def test_hardest_images_rank_by_mean_dice():
     good, bad = target.clone(), torch.zeros_like(target)
     mixed = target.clone()
     mixed[2] = 0
-    hardest = imbalance.hardest_images({"a": good, "b": mixed, "c": bad}, target, k=2)
+    hardest = losses_lab.hardest_images({"a": good, "b": mixed, "c": bad}, target, k=2)
     assert hardest.tolist() == [2, 0]
     with pytest.raises(ValueError, match="k must be"):
-        imbalance.hardest_images({"a": good}, target, k=4)
+        losses_lab.hardest_images({"a": good}, target, k=4)
     with pytest.raises(ValueError, match="predictions"):
-        imbalance.hardest_images({}, target)
+        losses_lab.hardest_images({}, target)
 
 
 def test_markdown_table():
-    table = imbalance.markdown_table({"ce": {"fg_iou": 0.51234}, "other": {"fg_iou": 1.0}}, {"fg_iou": "circle IoU"})
+    table = losses_lab.markdown_table({"ce": {"fg_iou": 0.51234}, "other": {"fg_iou": 1.0}}, {"fg_iou": "circle IoU"})
     assert table.splitlines() == ["| loss | circle IoU |", "| --- | --- |", "| cross-entropy | 0.512 |",
                                   "| other | 1.000 |"]
     with pytest.raises(ValueError, match="lack"):
-        imbalance.markdown_table({"ce": {}}, {"fg_iou": "circle IoU"})
+        losses_lab.markdown_table({"ce": {}}, {"fg_iou": "circle IoU"})
 
 
 def test_plot_confusion_matrices_one_panel_each():
     cm = torch.tensor([[90, 2], [3, 5]])
-    fig = imbalance.plot_confusion_matrices({"ce": cm, "dice": cm}, ("background", "circle"))
+    fig = losses_lab.plot_confusion_matrices({"ce": cm, "dice": cm}, ("background", "circle"))
     assert len(fig.axes) == 2
     assert fig.axes[0].get_title() == "cross-entropy"
     assert "90\n97.8%" in [text.get_text() for text in fig.axes[0].texts]
@@ -192,8 +192,8 @@ def test_plot_confusion_matrices_one_panel_each():
 
 
 def test_history_from_zoo_reads_the_recorded_curves():
-    history = imbalance.history_from_zoo("loss_ce")
-    assert history.steps[-1] == imbalance.ZOO_STEPS and len(history.loss) == len(history.steps)
-    assert history.evals[-1]["step"] == imbalance.ZOO_STEPS and "fg_iou" in history.evals[-1]
+    history = losses_lab.history_from_zoo("loss_ce")
+    assert history.steps[-1] == losses_lab.ZOO_STEPS and len(history.loss) == len(history.steps)
+    assert history.evals[-1]["step"] == losses_lab.ZOO_STEPS and "fg_iou" in history.evals[-1]
     with pytest.raises(ValueError, match="loss_"):
-        imbalance.history_from_zoo("no_such_entry")
+        losses_lab.history_from_zoo("no_such_entry")

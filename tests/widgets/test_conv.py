@@ -12,7 +12,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from seglib.ops.upsampling import conv_output_size, conv_transpose_output_size  # noqa: E402
-from seglib.widgets import ConvArithmetic, draw_conv_arithmetic  # noqa: E402
+from seglib.widgets import draw_conv_arithmetic
+from seglib.widgets.conv import ConvArithmetic  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -5,15 +5,9 @@ import math
 import pytest
 import torch
 
-from seglib.models.promptable import (
-    ImageEncoder,
-    MaskDecoder,
-    PromptEncoder,
-    build_small_sam,
-    paired_iou,
-    random_fourier_features,
-    select_best_mask,
-)
+from seglib.models.promptable import ImageEncoder, MaskDecoder, PromptEncoder, build_small_sam, random_fourier_features
+from seglib.metrics.masks import paired_iou
+from seglib.predictor import select_best_mask
 from seglib.models.promptable.prompt_encoder import PositionEmbeddingRandom
 
 

@@ -23,7 +23,7 @@ from seglib.tools.slides import (
     title_of,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cell(kind, slide_type, source, outputs=()):

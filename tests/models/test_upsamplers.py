@@ -7,15 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from seglib.data import SceneConfig
-from seglib.models.upsamplers import (
-    UPSAMPLING_KINDS,
-    SuperResolver,
-    checkerboard_amplitude,
-    checkerboard_score,
-    superresolution_batches,
-    transposed_padding,
-    upsample_layer,
-)
+from seglib.models.upsamplers import SuperResolver, UPSAMPLING_KINDS, transposed_padding, upsample_layer
+from seglib.labs.upsampling import checkerboard_amplitude, checkerboard_score
+from seglib.data.batches import superresolution_batches
 from seglib.ops.upsampling import conv_transpose_output_size
 
 

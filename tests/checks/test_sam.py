@@ -7,7 +7,7 @@ import torch
 
 from seglib.checks import CheckFailed
 from seglib.checks.sam import check_best_mask, check_fourier_encoding, fourier_encoding_reference
-from seglib.models.promptable.model import paired_iou
+from seglib.metrics.masks import paired_iou
 
 
 def test_fourier_reference_passes(capsys):

@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from seglib.data import SceneConfig, generate_scenes
-from seglib.metrics.instance import panoptic_quality
+from seglib.metrics.panoptic import panoptic_quality
+from seglib import viz
+from seglib.data import detection
+from seglib.labs import mask_rcnn as lab
 from seglib.models import maskrcnn as mrcnn
 
 SMALL = SceneConfig(size=64, min_objects=1, max_objects=3)
@@ -36,28 +39,28 @@ def test_default_model_size_and_heads():
 
 def test_scene_targets_shift_labels():
     scenes = generate_scenes(3, SMALL, seed=1)
-    targets = mrcnn.scene_targets(scenes)
+    targets = detection.scene_targets(scenes)
     assert len(targets) == 3
     for i, target in enumerate(targets):
         assert torch.equal(target["labels"], scenes.instances(i)["labels"] - 1)  # sky, grass -> background
         assert target["masks"].dtype == torch.bool and target["boxes"].shape == (len(target["labels"]), 4)
     assert set(torch.cat([t["labels"] for t in targets]).tolist()) <= {1, 2, 3}
-    assert mrcnn.detection_class_names(SMALL) == ("background", "circle", "rectangle", "triangle")
+    assert detection.detection_class_names(SMALL) == ("background", "circle", "rectangle", "triangle")
     with pytest.raises(TypeError, match="SceneBatch"):
-        mrcnn.scene_targets(scenes.images)
+        detection.scene_targets(scenes.images)
 
 
 def test_training_step_logs_every_loss(model):
     from seglib.train import train
 
-    log = mrcnn.LossLog()
-    history = train(model, mrcnn.detection_batches(SMALL, batch_size=2, seed=0), log, steps=4, lr=1e-3,
-                    forward=mrcnn.detection_forward, progress=False, log_every=2)
-    assert set(log.terms) == set(mrcnn.LOSS_NAMES)
+    log = lab.LossLog()
+    history = train(model, detection.detection_batches(SMALL, batch_size=2, seed=0), log, steps=4, lr=1e-3,
+                    forward=lab.detection_forward, progress=False, log_every=2)
+    assert set(log.terms) == set(lab.LOSS_NAMES)
     assert all(len(values) == 4 for values in log.terms.values())
     curves = log.curves(every=2)
     assert all(len(values) == 2 for values in curves.values())
-    total = sum(curves[name][0] for name in mrcnn.LOSS_NAMES)
+    total = sum(curves[name][0] for name in lab.LOSS_NAMES)
     assert total == pytest.approx(history.loss[0], rel=1e-4)
     import matplotlib.pyplot as plt
 
@@ -70,20 +73,20 @@ def test_training_step_logs_every_loss(model):
 
 def test_predict_and_panoptic(model):
     scenes = generate_scenes(2, SMALL, seed=2)
-    predictions = mrcnn.predict(model, scenes.images, batch_size=1)
+    predictions = lab.predict(model, scenes.images, batch_size=1)
     assert len(predictions) == 2 and not model.training
     for p in predictions:
         assert p["masks"].dtype == torch.bool and p["masks"].shape[1:] == (64, 64)
         assert p["boxes"].shape == (len(p["scores"]), 4)
     # the true instances as "predictions" give a perfect panoptic map
-    perfect = [dict(t, scores=torch.ones(len(t["labels"]))) for t in mrcnn.scene_targets(scenes)]
-    panoptic = mrcnn.scene_panoptic(perfect, scenes)
+    perfect = [dict(t, scores=torch.ones(len(t["labels"]))) for t in detection.scene_targets(scenes)]
+    panoptic = lab.scene_panoptic(perfect, scenes)
     assert panoptic.shape == (2, 64, 64)
     assert panoptic_quality(panoptic, scenes.panoptic, SMALL.thing_ids, SMALL.stuff_ids)["pq"] == 1.0
     with pytest.raises(ValueError, match="one dict per scene"):
-        mrcnn.scene_panoptic(perfect[:1], scenes)
+        lab.scene_panoptic(perfect[:1], scenes)
     with pytest.raises(ValueError, match="images must be float"):
-        mrcnn.predict(model, scenes.semantic)
+        lab.predict(model, scenes.semantic)
 
 
 def test_replace_predictors_and_anchors(model):
@@ -92,7 +95,7 @@ def test_replace_predictors_and_anchors(model):
     two = mrcnn.replace_predictors(copy.deepcopy(model), 2)
     assert two.roi_heads.box_predictor.bbox_pred.out_features == 8
     assert two.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 2
-    anchors = mrcnn.level_anchors(model, 64, (32, 32))
+    anchors = lab.level_anchors(model, 64, (32, 32))
     assert list(anchors) == ["0", "1", "2", "3", "pool"]
     sizes = [(a[:, 2:] - a[:, :2]).prod(dim=1).sqrt() for a in anchors.values()]
     assert [round(float(s.mean())) for s in sizes] == [16, 24, 40, 64, 96]
@@ -104,13 +107,13 @@ def test_replace_predictors_and_anchors(model):
 
 def test_show_detections_and_collate():
     scenes = generate_scenes(1, SMALL, seed=4)
-    target = mrcnn.scene_targets(scenes)[0]
-    ax = mrcnn.show_detections(scenes.images[0], target, mrcnn.detection_class_names(SMALL))
+    target = detection.scene_targets(scenes)[0]
+    ax = viz.show_detections(scenes.images[0], target, detection.detection_class_names(SMALL))
     assert ax.images
-    images, targets = mrcnn.collate([(scenes.images[0], target)] * 2)
+    images, targets = detection.collate([(scenes.images[0], target)] * 2)
     assert len(images) == 2 and targets[1] is target
     with pytest.raises(ValueError, match="key 'masks'"):
-        mrcnn.show_detections(scenes.images[0], {"boxes": target["boxes"]}, ("a",))
+        viz.show_detections(scenes.images[0], {"boxes": target["boxes"]}, ("a",))
 
 
 def test_real_model_offline_gives_a_reason(tmp_path):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from seglib import roi
+from seglib.ops import roi
 from seglib.checks import CheckFailed
 from seglib.checks.mask_rcnn import check_bilinear, check_mask_iou, check_match_predictions, check_roi_align_box
 from seglib.metrics.instance import match_instances

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from seglib.data.video import generate_clip
-from seglib.tracking import MaskMemory, j_scores, track
+from seglib.tracking import MaskMemory, track
+from seglib.metrics.video import j_scores
 from seglib.predictor import Prediction
 
 

@@ -299,7 +299,7 @@ def test_errors_name_the_argument_and_what_came():
         iou_per_class(torch.zeros(2, 3))
     with pytest.raises(TypeError, match="cm must be a torch.Tensor"):
         mean_iou([[1, 0], [0, 1]])
-    with pytest.raises(ValueError, match="tolerance must be at least 0, got -1"):
+    with pytest.raises(ValueError, match="tolerance must be an int >= 0, got -1"):
         boundary_f1(labels, labels, tolerance=-1)
     with pytest.raises(TypeError, match="a must be a bool tensor"):
         mask_iou(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2, dtype=torch.bool))

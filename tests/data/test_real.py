@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from seglib.data.batches import random_batches
 from seglib.data import real
 
 NAMES = {"trainval": ["Abyssinian_1", "beagle_2", "Bengal_3"], "test": ["pug_4"]}
@@ -59,7 +60,7 @@ def test_load_and_stack(pets_root):
     assert dataset is not None and "3 images at 24 x 24" in message
     images, labels = real.stack_dataset(dataset, limit=2, batch_size=1)
     assert images.shape == (2, 3, 24, 24) and labels.shape == (2, 24, 24)
-    batches = real.random_batches(images, labels, batch_size=2, seed=0)
+    batches = random_batches(images, labels, batch_size=2, seed=0)
     for _ in range(3):
         batch_images, batch_labels = next(batches)
         assert batch_images.shape == (2, 3, 24, 24) and batch_labels.shape == (2, 24, 24)
@@ -83,7 +84,7 @@ def test_bad_arguments(pets_root):
     with pytest.raises(ValueError, match="size"):
         real.OxfordPetSegmentation(pets_root, size=4)
     with pytest.raises(ValueError, match="batch_size"):
-        next(real.random_batches(torch.zeros(2, 3, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long), batch_size=3))
+        next(random_batches(torch.zeros(2, 3, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long), batch_size=3))
 
 
 def test_data_root_override(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from seglib import exercises
+from seglib.tools import exercises
 from seglib.tools.exercises import (
     MARKDOWN_PLACEHOLDER,
     NOTE_CELL_ID,
@@ -24,7 +24,7 @@ from seglib.tools.exercises import (
     student_source,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXERCISES = ROOT / "exercises"
 

@@ -6,22 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.data import SceneConfig, generate_scenes
-from seglib.models.fcn import (
-    FCN,
-    activation_bytes,
-    Encoder,
-    PatchClassifier,
-    bilinear_kernel,
-    bilinear_upsampler,
-    build_fcn,
-    conv_from_linear,
-    convolutionalize,
-    forward_flops,
-    full_resolution_cost,
-    receptive_field,
-    sliding_window_scores,
-)
-from seglib.labs.fcn import flat_metrics, object_patches, patch_accuracy, patch_batches, scene_evaluator, train_fcn
+from seglib.models.fcn import Encoder, FCN, PatchClassifier, bilinear_kernel, bilinear_upsampler, build_fcn, conv_from_linear, convolutionalize
+from seglib.labs.fcn import activation_bytes, forward_flops, full_resolution_cost, sliding_window_scores
+from seglib.ops.receptive_field import receptive_field
+from seglib.labs import fcn
+from seglib.labs.fcn import object_patches, patch_accuracy, patch_batches
+from seglib.metrics.evaluation import scene_evaluator
+from seglib.metrics.evaluation import flat_metrics
 
 
 @pytest.fixture
@@ -121,7 +112,7 @@ def test_fcn_rejects_bad_arguments():
         FCN(widths=(4, 4, 4, 4, 4, 4))
     with pytest.raises(ValueError, match="multiples of 32"):
         FCN()(torch.rand(1, 3, 48, 64))
-    with pytest.raises(ValueError, match=r"shape \(B,3,H,W\)"):
+    with pytest.raises(ValueError, match=r"shape \(B, 3, H, W\)"):
         FCN()(torch.rand(1, 1, 64, 64))
 
 
@@ -179,10 +170,12 @@ def test_patch_accuracy_and_flat_metrics(classifier):
         flat_metrics({"iou": [0.1]}, ("a", "b"))
 
 
-def test_train_fcn_runs_and_evaluates():
-    model, history = train_fcn("8s", 2, batch_size=2, eval_every=1, evaluate=scene_evaluator("val", 4), progress=False)
+def test_train_runs_and_evaluates():
+    model = build_fcn("8s", num_classes=5)
+    history = fcn.train(model, 2, batch_size=2, eval_every=1, evaluate=scene_evaluator(fcn.CONFIG, "val", 4),
+                        progress=False)
     assert [e["step"] for e in history.evals] == [1, 2]
     assert {"miou", "boundary_f1", "iou_circle"} <= set(history.evals[-1])
     assert not model.training
-    with pytest.raises(ValueError, match="variant must be one of"):
-        train_fcn("2s", 1)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        fcn.train(model, 1, loss="dice", progress=False)

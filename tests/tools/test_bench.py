@@ -2,7 +2,7 @@
 
 import nbformat
 
-from seglib import bench
+from seglib.tools import bench
 
 
 def test_run_notebook_measures_time_memory_and_metrics(tmp_path):
@@ -19,7 +19,7 @@ def test_markdown_table():
     results = {"profile": "cpu", "machine": "test-2-cores", "date": "2026-01-01", "total_s": 12.0,
                "notebooks": {"00_overview": {"wall_s": 12.0, "peak_host_mb": 900, "peak_gpu_mb": 0,
                                              "metrics": {"miou": 0.912}}}}
-    table = bench.markdown_table(results)
+    table = bench.results_table(results)
     assert "| 00_overview | 12 | 900 | 0 | miou 0.912 |" in table
 
 

@@ -6,8 +6,8 @@ from torch import nn
 
 from seglib.checks import CheckFailed, check_decoder_block, check_receptive_field
 from seglib.checks.unet import RECEPTIVE_FIELD_CASES, dilated_stack
-from seglib.models.deeplab import empirical_receptive_field
-from seglib.models.fcn import receptive_field
+from seglib.ops.receptive_field import empirical_receptive_field
+from seglib.ops.receptive_field import receptive_field
 from seglib.models.unet import center_crop
 
 

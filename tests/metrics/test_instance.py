@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from seglib.data import generate_scenes, SceneConfig
-from seglib.metrics.instance import (coco_mask_ap, fill_stuff, match_instances, panoptic_from_instances,
-                                     panoptic_pairs, panoptic_quality)
+from seglib.metrics.instance import coco_mask_ap, match_instances
+from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_pairs, panoptic_quality
 
 
 def square_masks(boxes, size=32):

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seglib.models.unet import AuxLoss, ConvBlock, DecoderBlock, UNet, center_crop
+from seglib.models.unet import ConvBlock, DecoderBlock, UNet, center_crop
+from seglib.losses.modules import AuxLoss
 
 
 def small(**kwargs):
@@ -144,7 +145,8 @@ def test_aux_loss():
 
 def test_training_with_aux_head_learns():
     from seglib.data.shapes import SceneConfig
-    from seglib.train import semantic_batches, train
+    from seglib.train import train
+    from seglib.data.batches import semantic_batches
 
     torch.manual_seed(0)
     model = UNet(num_classes=5, depth=2, base_width=4, aux_head=True)
