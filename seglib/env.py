@@ -101,7 +101,13 @@ def _versions() -> dict[str, str]:
 
 
 def banner() -> str:
-    """The text that :func:`setup` prints: versions, device, profile, advice."""
+    """The text that :func:`setup` prints: versions, device, profile, advice.
+
+    The advice matches the device and the profile: without a GPU it says how
+    long the cpu profile trains and how to get a GPU, or, when
+    ``SEGLIB_PROFILE=gpu`` forces the gpu profile anyway, that the gpu budgets
+    will run on the CPU and how to switch back.
+    """
     dev = device()
     prof = profile()
     lines = ["seglib setup"]
@@ -111,7 +117,14 @@ def banner() -> str:
     else:
         lines.append(f"  {'device':<12}cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")
     lines.append(f"  {'profile':<12}{prof}")
-    if dev.type == "cpu":
+    if dev.type == "cpu" and prof == "gpu":
+        lines.append(
+            f"No GPU found, but {PROFILE_VARIABLE}=gpu forces the gpu profile: each notebook runs its "
+            "full-quality gpu training budget on the CPU, which takes far longer than the cpu profile's "
+            f"minute or two per notebook. To switch back, unset {PROFILE_VARIABLE} or set "
+            f"{PROFILE_VARIABLE}=cpu."
+        )
+    elif dev.type == "cpu":
         lines.append(
             "No GPU found: each notebook trains live for about a minute, then loads "
             "the model zoo's checkpoints for the full-quality tables (about 1-2 "

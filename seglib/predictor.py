@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from seglib.models.promptable.image_encoder import ImageFeatures
 from seglib.models.promptable.model import SmallSam
+from seglib.validation import check_image, check_tensor
 
 SAM_CHECKPOINTS: dict[str, dict[str, str | None]] = {
     "vit_b": {
@@ -61,14 +62,9 @@ class Prediction(NamedTuple):
 
 
 def _check_image(image) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor):
-        raise TypeError(f"image must be a torch.Tensor (3,H,W), got {type(image).__name__}")
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must have shape (3,H,W), got {tuple(image.shape)}")
+    check_image("image", image, allow_uint8=True)
     if image.dtype == torch.uint8:
         return image.float() / 255
-    if not image.is_floating_point():
-        raise TypeError(f"image must be float in [0,1] or uint8, got {image.dtype}")
     return image.float()
 
 
@@ -78,19 +74,20 @@ def _check_prompts(point_coords, point_labels, box, mask_input=None, low_res: in
     if (point_coords is None) != (point_labels is None):
         raise ValueError("point_coords and point_labels go together: give both or neither")
     if point_coords is not None:
-        if not isinstance(point_coords, torch.Tensor) or point_coords.dim() != 2 or point_coords.shape[1] != 2:
-            got = tuple(point_coords.shape) if isinstance(point_coords, torch.Tensor) else type(point_coords).__name__
-            raise ValueError(f"point_coords must be a float tensor (N,2) of (x,y) pixels, got {got}")
-        if not isinstance(point_labels, torch.Tensor) or tuple(point_labels.shape) != (point_coords.shape[0],):
+        check_tensor("point_coords", point_coords, "(N, 2) of (x, y) pixels", "float")
+        if point_coords.shape[1] != 2:
+            raise ValueError(f"point_coords must have shape (N, 2) of (x, y) pixels, got {tuple(point_coords.shape)}")
+        check_tensor("point_labels", point_labels, "(N,) of 1 (foreground) or 0 (background)", "int", 1)
+        if tuple(point_labels.shape) != (point_coords.shape[0],):
             got = tuple(point_labels.shape) if isinstance(point_labels, torch.Tensor) else type(point_labels).__name__
             raise ValueError(f"point_labels must be an int tensor ({point_coords.shape[0]},), got {got}")
         if point_labels.is_floating_point() or bool(((point_labels < -1) | (point_labels > 1)).any()):
             raise ValueError(f"point_labels must be integers 1 (foreground), 0 (background) or -1 (padding), "
                              f"got {point_labels.tolist()}")
     if box is not None:
-        if not isinstance(box, torch.Tensor) or box.numel() != 4:
-            got = tuple(box.shape) if isinstance(box, torch.Tensor) else type(box).__name__
-            raise ValueError(f"box must be a float tensor (4,) xyxy, got {got}")
+        check_tensor("box", box, "(4,) xyxy", "float", (1, 2))
+        if box.numel() != 4:
+            raise ValueError(f"box must have shape (4,) xyxy, got {tuple(box.shape)}")
         x1, y1, x2, y2 = box.reshape(4).tolist()
         if x2 < x1 or y2 < y1:
             raise ValueError(f"box must be xyxy with x2 >= x1 and y2 >= y1, got {[x1, y1, x2, y2]}")
@@ -295,10 +292,9 @@ def select_best_mask(masks: torch.Tensor, iou_predictions: torch.Tensor) -> tupl
         ``(best, index)``: the chosen masks ``(B, H, W)`` (same dtype as
         ``masks``) and their indices int64 ``(B,)``.
     """
-    if not isinstance(masks, torch.Tensor) or masks.dim() != 4:
-        raise ValueError(f"masks must be a tensor (B,C,H,W), got "
-                         f"{tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__}")
-    if not isinstance(iou_predictions, torch.Tensor) or tuple(iou_predictions.shape) != tuple(masks.shape[:2]):
+    check_tensor("masks", masks, "(B, C, H, W)")
+    check_tensor("iou_predictions", iou_predictions, "(B, C)", "float")
+    if tuple(iou_predictions.shape) != tuple(masks.shape[:2]):
         got = tuple(iou_predictions.shape) if isinstance(iou_predictions, torch.Tensor) else type(iou_predictions).__name__
         raise ValueError(f"iou_predictions must have shape (B,C) = {tuple(masks.shape[:2])}, got {got}")
     index = iou_predictions.argmax(dim=1)

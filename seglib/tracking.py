@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from seglib.data.prompts import center_clicks
 from seglib.metrics.masks import paired_iou
+from seglib.validation import check_image, check_masks
 
 METHODS = ("memory", "first_frame", "every_frame")
 """How :func:`track` segments frames after the first (see its docstring)."""
@@ -148,12 +149,12 @@ def track(predictor, frames: torch.Tensor, first_mask: torch.Tensor, method: str
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3:
-        got = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise ValueError(f"frames must be a tensor (T,3,H,W), got {got}")
+    check_image("frames", frames, batched=True)
     size = tuple(frames.shape[-2:])
-    if not isinstance(first_mask, torch.Tensor) or first_mask.dtype != torch.bool or tuple(first_mask.shape) != size:
-        raise ValueError(f"first_mask must be a bool tensor {size} (the object on frame 0)")
+    check_masks("first_mask", first_mask, "(H, W)")
+    if tuple(first_mask.shape) != size:
+        raise ValueError(f"first_mask must have the frames' size {size} (the object on frame 0), "
+                         f"got {tuple(first_mask.shape)}")
     if not bool(first_mask.any()):
         raise ValueError("first_mask is empty: the object must be visible on frame 0 to be clicked")
     if method == "every_frame" and (targets is None or tuple(targets.shape) != (frames.shape[0], *size)):

@@ -17,6 +17,7 @@ from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 from seglib.data.shapes import IGNORE_INDEX
 from seglib.metrics.masks import paired_iou
 from seglib.predictor import Prediction
+from seglib.validation import check_boxes, check_image, check_label_map, check_masks, check_same_size
 
 #: Okabe-Ito colours (name, RGB 0-255), in the order classes get them.
 PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -37,17 +38,11 @@ INSTANCE_PALETTE: tuple[tuple[int, int, int], ...] = (
 
 
 def _check_image(image: torch.Tensor, name: str = "image") -> None:
-    if not isinstance(image, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"{name} must have shape (3,H,W), got {tuple(image.shape)}")
+    check_image(name, image, allow_uint8=True)
 
 
 def _check_label_map(labels: torch.Tensor, name: str = "labels") -> None:
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.dim() != 2 or labels.is_floating_point():
-        raise ValueError(f"{name} must be an integer label map of shape (H,W), got {labels.dtype} {tuple(labels.shape)}")
+    check_label_map(name, labels, shape="(H, W)")
 
 
 def colour(index: int) -> tuple[int, int, int]:
@@ -107,7 +102,8 @@ def overlay_masks(image: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor
     else an instance colour of its index.
     """
     _check_image(image)
-    if masks.dim() != 3 or masks.dtype != torch.bool or masks.shape[1:] != image.shape[1:]:
+    check_masks("masks", masks)
+    if masks.shape[1:] != image.shape[1:]:
         raise ValueError(f"masks must be bool (N,H,W) matching the image {tuple(image.shape[1:])}, "
                          f"got {masks.dtype} {tuple(masks.shape)}")
     if masks.shape[0] == 0:
@@ -123,8 +119,7 @@ def overlay_boxes(image: torch.Tensor, boxes: torch.Tensor, captions: Sequence[s
                   labels: torch.Tensor | None = None, width: int = 2) -> torch.Tensor:
     """xyxy boxes float ``(N,4)`` drawn on an image ``(3,H,W)``; returns uint8 ``(3,H,W)``."""
     _check_image(image)
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N,4), got {tuple(boxes.shape)}")
+    check_boxes("boxes", boxes)
     if boxes.shape[0] == 0:
         return to_uint8(image)
     keys = labels.tolist() if labels is not None else range(boxes.shape[0])
@@ -201,6 +196,8 @@ def colourize_panoptic(panoptic: torch.Tensor, divisor: int = 1000) -> torch.Ten
     """
     _check_label_map(panoptic, "panoptic")
     panoptic = panoptic.detach().cpu().long()
+    if panoptic.numel() and int(panoptic.min()) < 0:
+        raise ValueError(f"panoptic must hold ids class * divisor + instance >= 0, got {int(panoptic.min())}")
     rgb = colourize(panoptic // divisor).float()
     instance = panoptic % divisor
     shade = torch.where(instance > 0, 0.55 + 0.45 * ((instance * 0.618) % 1.0), torch.ones_like(instance,
@@ -338,6 +335,9 @@ def plot_j(scores: dict, ax=None):
 
 def highlight(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
     """A mask bool ``(H, W)`` over an image ``(3, H, W)`` in one bright colour; uint8 ``(3, H, W)``."""
+    _check_image(image)
+    check_masks("mask", mask, "(H, W)")
+    check_same_size("mask", mask, "image", image)
     return overlay_masks(image, mask[None].cpu(), labels=torch.tensor([MASK_CLASS_COLOUR]), alpha=alpha)
 
 

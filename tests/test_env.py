@@ -63,6 +63,7 @@ def test_setup_prints_banner(capsys, monkeypatch):
 def test_banner_on_colab_tells_how_to_get_a_gpu(monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("the advice is only shown without a GPU")
+    monkeypatch.delenv("SEGLIB_PROFILE", raising=False)
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     assert "Change runtime type" in env.banner()
 
@@ -72,3 +73,28 @@ def test_by_profile(monkeypatch):
     assert env.by_profile(cpu=1, gpu=2) == 1
     monkeypatch.setenv("SEGLIB_PROFILE", "gpu")
     assert env.by_profile(cpu=1, gpu=2) == 2
+
+
+def test_banner_says_when_the_gpu_profile_is_forced_without_a_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SEGLIB_PROFILE", "gpu")
+    assert env.profile() == "gpu" and env.device().type == "cpu"
+    seglib.setup(seed=0)
+    out = capsys.readouterr().out
+    assert "profile     gpu" in out
+    assert "trains live for about a minute" not in out  # not the cpu profile's promise
+    assert "SEGLIB_PROFILE=gpu forces the gpu profile" in out and "on the CPU" in out and "far longer" in out
+    assert "unset SEGLIB_PROFILE or set SEGLIB_PROFILE=cpu" in out
+
+
+def test_banner_without_a_gpu_in_the_cpu_profile(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    for value in (None, "cpu"):
+        if value is None:
+            monkeypatch.delenv("SEGLIB_PROFILE", raising=False)
+        else:
+            monkeypatch.setenv("SEGLIB_PROFILE", value)
+        text = env.banner()
+        assert "No GPU found: each notebook trains live for about a minute" in text
+        assert "forces the gpu profile" not in text

@@ -63,7 +63,7 @@ def test_predictor_validates(predictor):
         predictor.predict()
     with pytest.raises(ValueError, match="together"):
         predictor.predict(torch.tensor([[1.0, 1.0]]))
-    with pytest.raises(ValueError, match=r"\(N,2\)"):
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
         predictor.predict(torch.tensor([1.0, 1.0]), torch.tensor([1]))
     with pytest.raises(ValueError, match="1 \\(foreground\\), 0"):
         predictor.predict(torch.tensor([[1.0, 1.0]]), torch.tensor([3]))
@@ -71,7 +71,7 @@ def test_predictor_validates(predictor):
         predictor.predict(box=torch.tensor([9.0, 0.0, 4.0, 4.0]))
     with pytest.raises(ValueError, match="mask_input"):
         predictor.predict(box=torch.tensor([0.0, 0.0, 4.0, 4.0]), mask_input=torch.zeros(1, 8, 8))
-    with pytest.raises(ValueError, match=r"\(3,H,W\)"):
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         predictor.set_image(torch.rand(1, 8, 8))
     with pytest.raises(TypeError, match="SmallSam"):
         SmallSamPredictor(torch.nn.Linear(2, 2))

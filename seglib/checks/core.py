@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Callable, Sequence
 
 import torch
@@ -14,6 +16,24 @@ class CheckFailed(AssertionError):
 def passed(message: str) -> None:
     """Print the one-line success message of a check."""
     print(f"\u2714 {message}")
+
+
+def student_check(check: Callable) -> Callable:
+    """Decorator of a check: its first argument must be the student's function (or class).
+
+    Passing the result of a call (``check(f())`` instead of ``check(f)``) or a
+    misspelt name then gets a ``TypeError`` that names the argument.
+    """
+    name = next(iter(inspect.signature(check).parameters))
+
+    @functools.wraps(check)
+    def wrapper(student: Any, *args: Any, **kwargs: Any) -> Any:
+        if not callable(student):
+            raise TypeError(f"{name} must be your function itself (without calling it), "
+                            f"got {type(student).__name__}")
+        return check(student, *args, **kwargs)
+
+    return wrapper
 
 
 def call_student(function: Callable, *args: Any, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.checks.core import CheckFailed, assert_close, call_student, matching_hint, passed
+from seglib.checks.core import CheckFailed, assert_close, call_student, matching_hint, passed, student_check
 from seglib.models.fcn import bilinear_kernel
 
 __all__ = ["check_bilinear_kernel", "check_linear_to_conv"]
@@ -39,6 +39,7 @@ def _wrong_orders(linear: nn.Linear, channels: int, k: int) -> list[tuple[torch.
     ]
 
 
+@student_check
 def check_linear_to_conv(student_fn: Callable) -> None:
     """Check ``student_fn(linear, in_channels, kernel_size)``: a convolution computing ``linear`` per window.
 
@@ -109,6 +110,7 @@ def _test_image() -> torch.Tensor:
     return image[None, None].double()
 
 
+@student_check
 def check_bilinear_kernel(student_fn: Callable) -> None:
     """Check ``student_fn(factor)``: the kernel of bilinear upsampling by an integer factor.
 

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from seglib.checks.core import CheckFailed, assert_close, call_student, matching_hint, passed
+from seglib.checks.core import CheckFailed, assert_close, call_student, matching_hint, passed, student_check
 from seglib.losses import class_weights, soft_dice_loss
 from seglib.metrics.semantic import confusion_matrix, iou_per_class
 
@@ -49,6 +49,7 @@ def _dice_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     ]
 
 
+@student_check
 def check_soft_dice_loss(student_fn: Callable) -> None:
     """Check ``student_fn(logits, target)``, a multi-class soft Dice loss.
 
@@ -117,6 +118,7 @@ def _weight_cases() -> list[tuple[str, torch.Tensor, int]]:
     ]
 
 
+@student_check
 def check_class_weights(student_fn: Callable) -> None:
     """Check ``student_fn(labels, num_classes)``, inverse-frequency class weights.
 
@@ -179,6 +181,7 @@ def _iou_cases() -> list[tuple[str, torch.Tensor]]:
     ]
 
 
+@student_check
 def check_iou_from_confusion(student_fn: Callable) -> None:
     """Check ``student_fn(cm)``, the IoU of every class from a confusion matrix.
 

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torchvision.ops import roi_align as tv_roi_align
 
-from seglib.checks.core import CheckFailed, call_student, passed
+from seglib.checks.core import CheckFailed, call_student, passed, student_check
 from seglib.metrics.instance import match_instances
 from seglib.metrics.masks import mask_iou
 
@@ -58,6 +58,7 @@ def _bilinear_hint(feature: torch.Tensor, y: float, x: float, got: float) -> str
     return ""
 
 
+@student_check
 def check_bilinear(student_fn: Callable) -> None:
     """Check ``student_fn(feature, y, x)``: bilinear interpolation at a fractional point.
 
@@ -83,6 +84,7 @@ def check_bilinear(student_fn: Callable) -> None:
     passed(f"bilinear: {len(cases)} points interpolated like the reference")
 
 
+@student_check
 def check_roi_align_box(student_fn: Callable) -> None:
     """Check ``student_fn(feature, box, output_size, spatial_scale, sampling_ratio, aligned)``.
 
@@ -130,6 +132,7 @@ def _masks(boxes, size: int = 16) -> torch.Tensor:
     return masks
 
 
+@student_check
 def check_mask_iou(student_fn: Callable) -> None:
     """Check ``student_fn(a, b)``: IoU of two bool ``(H, W)`` masks, 0 when both are empty."""
     generator = torch.Generator().manual_seed(3)
@@ -157,6 +160,7 @@ def check_mask_iou(student_fn: Callable) -> None:
     passed(f"mask_iou: {len(cases)} pairs of masks, the empty pair included")
 
 
+@student_check
 def check_match_predictions(student_fn: Callable) -> None:
     """Check ``student_fn(pred_masks, scores, gt_masks, iou_threshold=0.5)``.
 

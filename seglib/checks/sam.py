@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from seglib.checks.core import CheckFailed, assert_close, call_student, passed
+from seglib.checks.core import CheckFailed, assert_close, call_student, passed, student_check
 from seglib.metrics.masks import paired_iou
 from seglib.models.promptable.prompt_encoder import random_fourier_features
 from seglib.predictor import select_best_mask
@@ -44,6 +44,7 @@ def _fourier_hints(points, gaussian, image_size) -> list[tuple[torch.Tensor, str
     ]
 
 
+@student_check
 def check_fourier_encoding(student_fn: Callable) -> None:
     """Check ``student_fn(points, gaussian, image_size)``, the random Fourier features of clicks.
 
@@ -81,6 +82,7 @@ def _mask_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]]:
     ]
 
 
+@student_check
 def check_best_mask(student_fn: Callable) -> None:
     """Check ``student_fn(masks, iou_predictions, target)`` -> ``(best_mask, index, true_iou)``.
 

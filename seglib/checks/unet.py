@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from seglib.checks.core import CheckFailed, assert_close, call_student, passed
+from seglib.checks.core import CheckFailed, assert_close, call_student, passed, student_check
 from seglib.models.deeplab import dilated_stack
 from seglib.models.unet import DecoderBlock
 from seglib.ops.receptive_field import empirical_receptive_field
@@ -54,6 +54,7 @@ def _swapped_concat(reference: DecoderBlock) -> DecoderBlock:
     return swapped.eval()
 
 
+@student_check
 def check_decoder_block(student_cls: Callable[..., nn.Module]) -> None:
     """Check a U-Net decoder block class ``student_cls(in_channels, skip_channels, out_channels)``.
 
@@ -114,6 +115,7 @@ def _rf_hint(kernel_sizes: Sequence[int], dilations: Sequence[int], got: object)
     return ""
 
 
+@student_check
 def check_receptive_field(student_fn: Callable[[Sequence[int], Sequence[int]], int]) -> None:
     """Check ``student_fn(kernel_sizes, dilations) -> int``: the receptive field of a stride-1 conv stack.
 

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from seglib.checks.core import CheckFailed, assert_close, call_student, passed
+from seglib.checks.core import CheckFailed, assert_close, call_student, passed, student_check
 from seglib.ops.upsampling import conv_matrix, conv_output_size, conv_transpose_output_size, explain_output_size
 
 OUTPUT_SIZE_QUESTIONS: list[dict] = [
@@ -74,6 +74,7 @@ def _transpose_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     return cases
 
 
+@student_check
 def check_conv_transpose1d(student_fn: Callable) -> None:
     """Check ``student_fn(x, w, stride)``: the transposed convolution of ``x (L,)`` with ``w (k,)``.
 
@@ -129,7 +130,7 @@ def check_output_sizes(answers: Sequence[int] | Callable[[], Sequence[int]]) -> 
     if callable(answers):
         answers = call_student(answers)
     if not isinstance(answers, (list, tuple)):
-        raise CheckFailed(f"answers must be a list of {len(OUTPUT_SIZE_QUESTIONS)} ints, got {type(answers).__name__}")
+        raise TypeError(f"answers must be a list of {len(OUTPUT_SIZE_QUESTIONS)} ints, got {type(answers).__name__}")
     if len(answers) != len(OUTPUT_SIZE_QUESTIONS):
         raise CheckFailed(f"expected {len(OUTPUT_SIZE_QUESTIONS)} answers, one per question, got {len(answers)}")
     problems = []
@@ -171,6 +172,7 @@ def _matrix_hint(got: torch.Tensor, w: torch.Tensor, n: int, stride: int, expect
     return ""
 
 
+@student_check
 def check_conv_matrix(student_fn: Callable) -> None:
     """Check ``student_fn(w, n, stride)``: the matrix ``C (n_out, n)`` with ``C @ x == conv1d(x, w, stride)``.
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from seglib.data.shapes import SceneConfig, scene_stream
-from seglib.validation import check_int
+from seglib.validation import check_image, check_int, check_label_map
 
 
 def reconstruction_batches(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
@@ -44,12 +44,17 @@ def random_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, 
     permutation every epoch) on the tensors' device; with ``flip`` half of the
     pairs are mirrored left-right.
     """
-    if images.dim() != 4 or labels.dim() != 3 or images.shape[0] != labels.shape[0] \
-            or images.shape[-2:] != labels.shape[-2:]:
+    check_image("images", images, batched=True)
+    check_label_map("labels", labels, shape="(N, H, W)")
+    if images.shape[0] != labels.shape[0] or images.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"images (N,3,H,W) and labels (N,H,W) must match, got {tuple(images.shape)} "
                          f"and {tuple(labels.shape)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= images.shape[0]:
-        raise ValueError(f"batch_size must be an int in [1, {images.shape[0]}], got {batch_size!r}")
+    check_int("batch_size", batch_size, 1, images.shape[0])
+    return _random_batches(images, labels, batch_size, seed, flip)
+
+
+def _random_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
+                    flip: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(images.shape[0], generator=generator)

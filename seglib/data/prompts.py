@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from seglib.data.drawing import _boxes
 from seglib.data.shapes import SceneBatch, SceneConfig, scene_stream
+from seglib.validation import check_boxes, check_not_empty
 
 __all__ = [
     "NO_CLICK",
@@ -55,6 +56,7 @@ def _check_masks(masks, name: str = "masks") -> None:
 
 
 def _check_not_empty(masks: torch.Tensor, name: str = "masks") -> None:
+    check_not_empty(name, masks)
     empty = ~masks.flatten(1).any(dim=1)
     if bool(empty.any()):
         raise ValueError(f"{name} must not contain empty masks (a click needs a pixel), "
@@ -197,11 +199,7 @@ def jitter_boxes(boxes: torch.Tensor, size: int, noise: float = 0.1,
     Returns:
         float32 ``(N,4)`` jittered boxes.
     """
-    if not isinstance(boxes, torch.Tensor) or not boxes.is_floating_point():
-        raise TypeError(f"boxes must be a float tensor (N,4), got "
-                        f"{boxes.dtype if isinstance(boxes, torch.Tensor) else type(boxes).__name__}")
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N,4), got {tuple(boxes.shape)}")
+    check_boxes("boxes", boxes)
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     sides = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)

@@ -19,6 +19,7 @@ torchvision detection targets (masks, boxes, label 1 = person).
 
 from __future__ import annotations
 
+import numbers
 import os
 import socket
 import urllib.error
@@ -27,7 +28,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seglib import common
 from seglib.data.shapes import IGNORE_INDEX
+from seglib.validation import check_choice, check_int
 
 __all__ = [
     "OxfordPetSegmentation",
@@ -40,7 +43,6 @@ __all__ = [
 __all__ += ["PENNFUDAN_CLASSES", "PENNFUDAN_URL", "PennFudanPed", "load_penn_fudan"]
 
 DATA_VARIABLE = "SEGLIB_DATA"
-DOWNLOAD_TIMEOUT_S = 20.0
 PET_CLASSES = ("background", "pet")
 #: trimap value -> label: pet, background, border (ignored).
 TRIMAP_LABELS = {1: 1, 2: 0, 3: IGNORE_INDEX}
@@ -52,12 +54,19 @@ def data_root() -> Path:
     return Path(override) if override else Path(torch.hub.get_dir()) / "datasets"
 
 
-def _check_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be an int, got {type(size).__name__}")
-    if size < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}")
-    return size
+def _check_root(root: object) -> Path:
+    """``root`` as a Path (:func:`data_root` when None); ``TypeError`` unless it is a path or None."""
+    if root is None:
+        return data_root()
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or pathlib.Path) or None, got {type(root).__name__}")
+    return Path(root)
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
 
 
 def trimap_to_labels(trimap: torch.Tensor) -> torch.Tensor:
@@ -85,10 +94,12 @@ class OxfordPetSegmentation(Dataset):
     Args:
         root: folder that holds (or will hold) ``oxford-iiit-pet/``; default :func:`data_root`.
         split: ``"trainval"`` or ``"test"``.
-        size: side of the square output, ``>= 8``.
+        size: side of the square output, an int ``>= 8``.
         download: download the archives (about 800 MB) if the folder is missing.
 
     Raises:
+        TypeError: ``root`` is not a path, ``size`` not an int, ``download`` not a bool.
+        ValueError: another ``split``, or ``size < 8``.
         RuntimeError: the dataset is not in ``root`` and ``download`` is False
             (torchvision's message).
     """
@@ -99,10 +110,10 @@ class OxfordPetSegmentation(Dataset):
                  download: bool = False) -> None:
         from torchvision.datasets import OxfordIIITPet
 
-        if split not in ("trainval", "test"):
-            raise ValueError(f"split must be 'trainval' or 'test', got {split!r}")
-        self.size = _check_size(size)
-        self.root = Path(root) if root is not None else data_root()
+        check_choice("split", split, ("trainval", "test"))
+        self.size = check_int("size", size, 8)
+        self.root = _check_root(root)
+        _check_bool("download", download)
         self.pets = OxfordIIITPet(str(self.root), split=split, target_types="segmentation", download=download)
 
     def __len__(self) -> int:
@@ -126,9 +137,12 @@ def load_oxford_pets(split: str = "trainval", size: int = 128, root: str | Path 
     Returns:
         ``(dataset, message)`` on success; ``(None, reason)`` when the data is
         neither in ``root`` nor downloadable (offline, server down, bad archive).
+
+    Raises:
+        TypeError, ValueError: bad arguments, as :class:`OxfordPetSegmentation`.
     """
     previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    socket.setdefaulttimeout(common.DOWNLOAD_TIMEOUT_S)
     try:
         dataset = OxfordPetSegmentation(root, split, size, download)
     except (RuntimeError, OSError, urllib.error.URLError) as exc:
@@ -143,11 +157,25 @@ def stack_dataset(dataset: Dataset, limit: int | None = None, num_workers: int =
                   batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """All (or the first ``limit``) pairs of a dataset as two tensors, to train from memory.
 
+    Args:
+        dataset: a map-style dataset of ``(image (3, S, S), labels (S, S))`` pairs.
+        limit: how many pairs to keep (an int >= 1), or None for all.
+        num_workers: DataLoader worker processes (an int >= 0).
+        batch_size: pairs read at a time (an int >= 1).
+
     Returns:
         ``images (N, 3, S, S)`` float and ``labels (N, S, S)`` int64.
+
+    Raises:
+        TypeError: ``dataset`` has no length, or an int argument is not an int.
+        ValueError: an int argument out of range, or an empty dataset.
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(f"dataset must be a map-style dataset (with a length), got {type(dataset).__name__}")
+    if limit is not None:
+        check_int("limit", limit, 1)
+    check_int("num_workers", num_workers, 0)
+    check_int("batch_size", batch_size, 1)
     if limit is not None and limit < len(dataset):
         dataset = torch.utils.data.Subset(dataset, range(limit))
     images, labels = [], []
@@ -155,7 +183,7 @@ def stack_dataset(dataset: Dataset, limit: int | None = None, num_workers: int =
         images.append(batch_images)
         labels.append(batch_labels)
     if not images:
-        raise ValueError("dataset is empty")
+        raise ValueError(f"dataset must hold at least one pair, got an empty {type(dataset).__name__}")
     return torch.cat(images), torch.cat(labels)
 
 
@@ -164,6 +192,39 @@ def stack_dataset(dataset: Dataset, limit: int | None = None, num_workers: int =
 PENNFUDAN_URL = "https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip"
 PENNFUDAN_CLASSES = ("background", "person")
 PENNFUDAN_TEST_IMAGES = 50
+
+
+def _penn_fudan_files(base: Path) -> list[tuple[Path, Path]]:
+    """The matched ``(photo, mask)`` paths of the copy in ``base`` (``.../PennFudanPed``), in name order.
+
+    Raises:
+        RuntimeError: no copy, or an incomplete one; the message names the
+            folder and what is missing.
+    """
+    if not base.is_dir():
+        raise RuntimeError(f"Penn-Fudan not found: no folder {base}")
+    images_dir, masks_dir = base / "PNGImages", base / "PedMasks"
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise RuntimeError(f"Penn-Fudan in {base} is incomplete: the folder {folder.name} is missing")
+    images = sorted(images_dir.glob("*.png"))
+    masks = sorted(masks_dir.glob("*_mask.png"))
+    if not images:
+        raise RuntimeError(f"Penn-Fudan in {base} is incomplete: {images_dir.name} holds no .png photo")
+    if not masks:
+        raise RuntimeError(f"Penn-Fudan in {base} is incomplete: {masks_dir.name} holds no *_mask.png mask")
+    photos, masked = {path.stem for path in images}, {path.name[: -len("_mask.png")] for path in masks}
+    problems = []
+    if photos - masked:
+        names = sorted(photos - masked)
+        problems.append(f"{len(names)} of {len(photos)} photos have no mask in {masks_dir.name} "
+                        f"(e.g. {names[0]}_mask.png)")
+    if masked - photos:
+        names = sorted(masked - photos)
+        problems.append(f"{len(names)} mask(s) have no photo in {images_dir.name} (e.g. {names[0]}.png)")
+    if problems:
+        raise RuntimeError(f"Penn-Fudan in {base} is incomplete: " + " and ".join(problems))
+    return [(path, masks_dir / f"{path.stem}_mask.png") for path in images]
 
 
 class PennFudanPed(Dataset):
@@ -181,26 +242,31 @@ class PennFudanPed(Dataset):
             ``"test"`` (the last 50) or ``"all"``.
         max_side: photos (about 300-550 pixels wide) whose longer side
             exceeds this are shrunk to it, masks with nearest neighbours;
-            ``None`` keeps them as they are.
+            an int ``>= 8``, or ``None`` to keep them as they are.
+
+    Raises:
+        TypeError: ``root`` is not a path, ``max_side`` not an int or None.
+        ValueError: another ``split``, or ``max_side < 8``.
+        RuntimeError: no copy in ``root``, or an incomplete one (a folder
+            missing or empty, photos and masks that do not match, or too few
+            photos for ``split="train"``); the message names the folder and
+            what is missing.
     """
 
     classes = PENNFUDAN_CLASSES
 
     def __init__(self, root: str | Path | None = None, split: str = "train", max_side: int | None = None) -> None:
-        if split not in ("train", "test", "all"):
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        self.max_side = None if max_side is None else _check_size(max_side)
-        base = (Path(root) if root is not None else data_root()) / "PennFudanPed"
-        images = sorted((base / "PNGImages").glob("*.png"))
-        if not images:
-            raise RuntimeError(f"Penn-Fudan not found: no PNG images in {base / 'PNGImages'}")
-        masks = [base / "PedMasks" / f"{path.stem}_mask.png" for path in images]
-        missing = [m.name for m in masks if not m.exists()]
-        if missing:
-            raise RuntimeError(f"Penn-Fudan is incomplete: {len(missing)} masks missing, e.g. {missing[0]}")
-        split_at = max(len(images) - PENNFUDAN_TEST_IMAGES, 0)
+        check_choice("split", split, ("train", "test", "all"))
+        self.max_side = None if max_side is None else check_int("max_side", max_side, 8)
+        base = _check_root(root) / "PennFudanPed"
+        files = _penn_fudan_files(base)
+        split_at = max(len(files) - PENNFUDAN_TEST_IMAGES, 0)
         chosen = {"train": slice(0, split_at), "test": slice(split_at, None), "all": slice(None)}[split]
-        self.files = list(zip(images, masks))[chosen]
+        self.files = files[chosen]
+        if not self.files:
+            raise RuntimeError(f"Penn-Fudan in {base} is incomplete: it holds {len(files)} photos, all of them in "
+                               f"the test split (the last {PENNFUDAN_TEST_IMAGES}), so split='train' is empty; "
+                               "the full copy has 170")
         self.root = base.parent
 
     def __len__(self) -> int:
@@ -212,6 +278,8 @@ class PennFudanPed(Dataset):
         from torchvision.transforms.v2 import InterpolationMode
         from torchvision.transforms.v2 import functional as TF
 
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         image_path, mask_path = self.files[index]
@@ -243,23 +311,47 @@ def load_penn_fudan(split: str = "train", root: str | Path | None = None, downlo
                     max_side: int | None = None, url: str = PENNFUDAN_URL) -> tuple[PennFudanPed | None, str]:
     """:class:`PennFudanPed`, downloading and unpacking the archive (53 MB) when needed.
 
+    With ``download``, a missing or incomplete copy in ``root`` is unpacked
+    (again) from the archive, which is fetched first unless it is already in
+    ``root``.
+
     Returns:
         ``(dataset, message)`` on success; ``(None, reason)`` when the data is
-        neither in ``root`` nor downloadable (offline, server down, bad zip).
+        neither in ``root`` nor downloadable (offline, server down, bad zip),
+        or the copy is incomplete; the reason names the folder and what is
+        missing.
+
+    Raises:
+        TypeError, ValueError: bad arguments (as :class:`PennFudanPed`; also
+            ``download`` not a bool, ``url`` not a string), checked before any
+            download.
     """
     import zipfile
 
     from seglib.pretrained import DownloadError
     from seglib.pretrained import download as fetch
 
-    root = Path(root) if root is not None else data_root()
-    if download and not (root / "PennFudanPed" / "PNGImages").is_dir():
+    check_choice("split", split, ("train", "test", "all"))
+    if max_side is not None:
+        check_int("max_side", max_side, 8)
+    root = _check_root(root)
+    _check_bool("download", download)
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str such as https://... or file://..., got {type(url).__name__}")
+    try:
+        _penn_fudan_files(root / "PennFudanPed")
+        problem = None
+    except RuntimeError as exc:
+        problem = str(exc)
+    if download and problem is not None:
         try:
             archive = fetch(url, directory=root, filename="PennFudanPed.zip")
             with zipfile.ZipFile(archive) as handle:
                 handle.extractall(root)
         except (DownloadError, zipfile.BadZipFile, OSError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if (root / "PennFudanPed").is_dir():
+                return None, f"{problem}, and the archive could not be had ({reason}); skipping the real-data section."
             return None, f"Penn-Fudan not available ({reason}); skipping the real-data section."
     try:
         dataset = PennFudanPed(root, split, max_side)

@@ -22,9 +22,10 @@ from seglib.data.shapes import PANOPTIC_DIVISOR, SceneBatch, SceneConfig, split_
 from seglib.metrics.instance import coco_mask_ap
 from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_quality
 from seglib.models.maskrcnn import _check_positive_ints
-from seglib.ops.roi import _check_box, sampling_points, snap_boxes
+from seglib.ops.roi import sampling_points, snap_boxes
 from seglib.train import History
 from seglib.train import train as train_loop
+from seglib.validation import check_boxes
 from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=128)
@@ -295,7 +296,7 @@ def show_roi_sampling(box: torch.Tensor, stride: float, feature_size: int, outpu
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    box = _check_box(box)
+    box = check_boxes("box", box, "(4,)")
     ax = ax or plt.gca()
     for k in range(feature_size + 1):
         ax.axhline(k, color="0.6", lw=0.8, ls="--")

@@ -38,6 +38,7 @@ from seglib.predictor import select_best_mask
 from seglib.tracking import METHODS, track
 from seglib.train import History
 from seglib.train import train as train_loop
+from seglib.validation import check_masks, check_tensor
 from seglib.viz import highlight, overlay_boxes, show_image, show_points
 from seglib.zoo import Recipe
 
@@ -115,7 +116,9 @@ def mask_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     Returns:
         float ``(B, K)``.
     """
-    if logits.dim() != 4 or targets.shape != (logits.shape[0], *logits.shape[2:]):
+    check_tensor("logits", logits, "(B, K, H, W)", "float")
+    check_masks("targets", targets, "(B, H, W)")
+    if targets.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"logits must be (B,K,H,W) and targets (B,H,W) with the same B,H,W, got "
                          f"{tuple(logits.shape)} and {tuple(targets.shape)}")
     truth = targets.unsqueeze(1).float().expand_as(logits)

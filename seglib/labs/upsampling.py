@@ -54,9 +54,7 @@ def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
 def _periodic_part(images: object, period: object, border: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(crop, centred, pattern)``: the cropped images, the same minus their mean per channel, and the best
     ``period``-periodic approximation of ``centred``; all float64 ``(B, C, H - 2*border, W - 2*border)``."""
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
-        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a float tensor of shape (B, C, H, W), got {got}")
+    check_float_tensor("images", images)
     check_int("period", period, 2)
     check_int("border", border, 0)
     height, width = images.shape[-2:]

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from seglib.validation import check_logits
+
 __all__ = [
     "CLASS_WEIGHT_METHODS",
     "class_weights",
@@ -36,12 +38,10 @@ CLASS_WEIGHT_METHODS = ("inverse_frequency", "inverse_sqrt_frequency")
 # -- input checks ---------------------------------------------------------------------------------
 
 
-def _check_logits(logits: Any) -> None:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        got = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise TypeError(f"logits must be a float tensor (B,C,H,W), got {got}")
-    if logits.dim() < 2:
-        raise ValueError(f"logits must have shape (B,C,H,W), got {tuple(logits.shape)}")
+def _check_logits(logits: Any, name: str = "logits") -> None:
+    check_logits(name, logits, "(B, C, H, W)", ndim=range(2, 6))
+    if logits.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one image, got an empty batch {tuple(logits.shape)}")
 
 
 def _check_target(logits: torch.Tensor, target: Any, ignore_index: int | None, num_ids: int) -> torch.Tensor:
@@ -248,10 +248,10 @@ def _soft_counts(
 def _overlap_loss(
     tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, alpha: float, beta: float, smooth: float
 ) -> torch.Tensor:
-    """``1 - mean_c (2 TP + s) / (2 TP + 2 alpha FP + 2 beta FN + s)``; a class with 0/0 scores 1."""
+    """``1 - mean_c (2 TP + s) / (2 TP + 2 alpha FP + 2 beta FN + s)``; a class with 0/0 scores 1, NaN stays NaN."""
     numerator = 2 * tp + smooth
     denominator = 2 * tp + 2 * alpha * fp + 2 * beta * fn + smooth
-    defined = denominator > 0
+    defined = denominator != 0  # NaN counts (from NaN logits) stay NaN: a diverged model never scores 0
     safe = torch.where(defined, denominator, torch.ones_like(denominator))
     score = torch.where(defined, numerator / safe, torch.ones_like(denominator))
     return 1 - score.mean()

@@ -16,6 +16,7 @@ from torch import nn
 
 from seglib.data.shapes import IGNORE_INDEX
 from seglib.losses.functional import _check_non_negative
+from seglib.validation import check_label_map, check_logits, check_same_size, check_tensor
 
 
 class CombinedLoss(nn.Module):
@@ -90,11 +91,24 @@ class AuxLoss(nn.Module):
         self.loss_fn = loss_fn or (lambda logits, target: F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX))
 
     def forward(self, outputs: torch.Tensor | dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """The loss of ``outputs`` (logits ``(B, C, H, W)`` or ``{"out": ..., "aux": ...}``) against ``target``.
+
+        The values of ``outputs`` and ``target`` are checked on the CPU only
+        (on a GPU the check would make the host wait in every training step).
+        """
+        if not isinstance(outputs, (torch.Tensor, dict)) or (isinstance(outputs, dict) and "out" not in outputs):
+            raise TypeError(f"outputs must be logits or a dict with 'out' (and 'aux'), got {type(outputs).__name__}")
+        out = outputs if isinstance(outputs, torch.Tensor) else outputs["out"]
+        on_cpu = out.device.type == "cpu"
+        if on_cpu:
+            check_logits("outputs", out)
+        else:
+            check_tensor("outputs", out, "(B, C, H, W)", "float")
+        check_label_map("target", target, out.shape[1], values=on_cpu)
+        check_same_size("target", target, "outputs", out)
         if isinstance(outputs, torch.Tensor):
             return self.loss_fn(outputs, target)
-        if not isinstance(outputs, dict) or "out" not in outputs:
-            raise TypeError(f"outputs must be logits or a dict with 'out' (and 'aux'), got {type(outputs).__name__}")
-        loss = self.loss_fn(outputs["out"], target)
+        loss = self.loss_fn(out, target)
         aux = outputs.get("aux")
         if aux is None or self.weight == 0:
             return loss

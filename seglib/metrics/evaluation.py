@@ -4,6 +4,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from seglib.common import eval_mode
 from seglib.data.shapes import SceneConfig, split_scenes
 from seglib.metrics.semantic import (
     _boundary_f1_per_image,
@@ -16,7 +17,7 @@ from seglib.metrics.semantic import (
     mean_iou,
     pixel_accuracy,
 )
-from seglib.validation import check_int
+from seglib.validation import check_image, check_int, check_label_map, check_logits, check_tensor
 
 
 class SegmentationMeter:
@@ -54,7 +55,13 @@ class SegmentationMeter:
 
     def _labels(self, pred_or_logits: Any, target: Any) -> torch.Tensor:
         """Predicted labels ``(B, H, W)`` from logits ``(B, C, H, W)`` or labels."""
-        if isinstance(pred_or_logits, torch.Tensor) and pred_or_logits.is_floating_point():
+        check_tensor("pred_or_logits", pred_or_logits, "(B, C, H, W) of logits or (B, H, W) of labels", "number",
+                     (2, 3, 4))
+        if pred_or_logits.dim() == 4 and not pred_or_logits.is_floating_point():
+            raise TypeError(f"pred_or_logits of shape (B, C, H, W) is read as logits and must be float, "
+                            f"got dtype {pred_or_logits.dtype}")
+        if pred_or_logits.is_floating_point():
+            check_logits("pred_or_logits", pred_or_logits, ndim=range(5))
             _check_label_map("target", target)
             expected = (target.shape[0], self.num_classes, *target.shape[1:])
             if pred_or_logits.dim() != 4 or tuple(pred_or_logits.shape) != expected:
@@ -153,10 +160,8 @@ def evaluate_segmentation(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
-        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise TypeError(f"images must be a float tensor (N,3,H,W), got {got}")
-    _check_label_map("labels", labels)
+    check_image("images", images, batched=True)
+    check_label_map("labels", labels, num_classes, ignore_index, "(N, H, W)", ndim=range(5))
     if labels.dim() != 3 or labels.shape[0] != images.shape[0] or labels.shape[1:] != images.shape[2:]:
         raise ValueError(
             f"labels must have shape (N,H,W) = {(images.shape[0], *images.shape[2:])} to match images "
@@ -167,15 +172,10 @@ def evaluate_segmentation(
     check_int("batch_size", batch_size, 1)
     device = torch.device(device) if device is not None else _model_device(model)
     meter = SegmentationMeter(num_classes, ignore_index)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, images.shape[0], batch_size):
-                batch = images[start : start + batch_size].to(device)
-                meter.update(_logits_of(model(batch)), labels[start : start + batch_size].to(device))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            batch = images[start : start + batch_size].to(device)
+            meter.update(_logits_of(model(batch)), labels[start : start + batch_size].to(device))
     return meter.compute()
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from seglib.metrics.masks import mask_iou
+from seglib.validation import check_same_size, check_tensor
 
 __all__ = ["coco_mask_ap", "match_instances"]
 
@@ -58,9 +59,10 @@ def match_instances(pred_masks: torch.Tensor, pred_scores: torch.Tensor, gt_mask
     """
     _check_masks("pred_masks", pred_masks)
     _check_masks("gt_masks", gt_masks)
-    if not isinstance(pred_scores, torch.Tensor) or pred_scores.shape != pred_masks.shape[:1]:
-        got = tuple(pred_scores.shape) if isinstance(pred_scores, torch.Tensor) else type(pred_scores).__name__
-        raise ValueError(f"pred_scores must be a tensor of shape ({pred_masks.shape[0]},), got {got}")
+    check_same_size("gt_masks", gt_masks, "pred_masks", pred_masks)
+    check_tensor("pred_scores", pred_scores, "(P,)", "float")
+    if pred_scores.shape != pred_masks.shape[:1]:
+        raise ValueError(f"pred_scores must have shape ({pred_masks.shape[0]},), got {tuple(pred_scores.shape)}")
     if not 0 < iou_threshold <= 1:
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
     matched = torch.full((pred_masks.shape[0],), -1, dtype=torch.int64)

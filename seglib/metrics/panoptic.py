@@ -12,7 +12,16 @@ def _check_panoptic(name: str, panoptic) -> torch.Tensor:
         raise TypeError(f"{name} must be an integer panoptic map (class * divisor + instance), got {got}")
     if panoptic.dim() not in (2, 3):
         raise ValueError(f"{name} must have shape (B,H,W) or (H,W), got {tuple(panoptic.shape)}")
+    if panoptic.numel() and int(panoptic.min()) < 0:
+        raise ValueError(f"{name} must hold ids class * divisor + instance >= 0, got {int(panoptic.min())}")
     return panoptic.unsqueeze(0) if panoptic.dim() == 2 else panoptic
+
+
+def _check_not_class_ids(name: str, panoptic: torch.Tensor, things: list[int], divisor: int) -> None:
+    """Refuse a class-id map passed as a panoptic map (every id below ``divisor``, several of them)."""
+    if 0 not in things and bool((panoptic < divisor).all()) and panoptic.unique().numel() > 1:
+        raise ValueError(f"{name} looks like a map of class ids (every value below divisor={divisor}); a panoptic "
+                         f"map holds class_id * {divisor} + instance (SceneBatch.panoptic)")
 
 
 
@@ -75,6 +84,8 @@ def panoptic_quality(pred: torch.Tensor, target: torch.Tensor, things: Collectio
     if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
         raise ValueError(f"divisor must be a positive int, got {divisor!r}")
     things, stuffs = _check_categories(things, stuffs)
+    _check_not_class_ids("pred", pred, things, divisor)
+    _check_not_class_ids("target", target, things, divisor)
     pred = _segments(pred.long(), things, stuffs, divisor).cpu()
     target = _segments(target.long(), things, stuffs, divisor).cpu()
     classes = things + stuffs

@@ -103,6 +103,10 @@ def _check_confusion(cm: Any) -> None:
         raise TypeError(f"cm must be a torch.Tensor confusion matrix, got {type(cm).__name__}")
     if cm.dim() != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
         raise ValueError(f"cm must be a square (C,C) confusion matrix with C >= 1, got shape {tuple(cm.shape)}")
+    if cm.is_floating_point() and not bool((cm == cm.round()).all()) or cm.dtype == torch.bool or cm.is_complex():
+        raise TypeError(f"cm must hold integer pixel counts, got dtype {cm.dtype} with fractional values")
+    if cm.numel() and int(cm.min()) < 0:
+        raise ValueError(f"cm must hold counts >= 0, got {int(cm.min())}")
 
 
 # -- confusion matrix and the scores read from it ----------------------------------------------

@@ -1,6 +1,7 @@
 import torch
 
 from seglib.metrics.masks import paired_iou
+from seglib.validation import check_masks
 
 
 def j_scores(masks: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -12,4 +13,9 @@ def j_scores(masks: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     Returns:
         float32 ``(T,)``.
     """
+    check_masks("masks", masks, "(T, H, W)")
+    check_masks("targets", targets, "(T, H, W)")
+    if masks.shape != targets.shape:
+        raise ValueError(f"masks and targets must have the same shape, got {tuple(masks.shape)} and "
+                         f"{tuple(targets.shape)}")
     return paired_iou(masks, targets)

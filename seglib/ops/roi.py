@@ -31,6 +31,8 @@ import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import roi_align as tv_roi_align
 
+from seglib.validation import check_boxes, check_masks, check_not_empty, check_tensor
+
 __all__ = [
     "bilinear_interpolate",
     "mask_targets",
@@ -43,15 +45,6 @@ __all__ = [
 ]
 
 
-def _check_feature(feature, dim: int = 3) -> None:
-    if not isinstance(feature, torch.Tensor) or not feature.is_floating_point():
-        got = feature.dtype if isinstance(feature, torch.Tensor) else type(feature).__name__
-        raise TypeError(f"feature must be a float tensor, got {got}")
-    if feature.dim() != dim:
-        shape = "(C,H,W)" if dim == 3 else "(N,C,H,W)"
-        raise ValueError(f"feature must have shape {shape}, got {tuple(feature.shape)}")
-
-
 def _output_size(output_size) -> tuple[int, int]:
     size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
@@ -59,11 +52,10 @@ def _output_size(output_size) -> tuple[int, int]:
     return size
 
 
-def _check_box(box) -> torch.Tensor:
-    if not isinstance(box, torch.Tensor) or box.shape != (4,) or not box.is_floating_point():
-        got = f"{box.dtype} {tuple(box.shape)}" if isinstance(box, torch.Tensor) else type(box).__name__
-        raise ValueError(f"box must be a float tensor (4,) = (x1, y1, x2, y2), got {got}")
-    return box
+def _coordinates(name: str, value: object) -> torch.Tensor:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.tensor(float(value))
+    return check_tensor(name, value, "(*S) of coordinates", "number", range(8))
 
 
 def bilinear_interpolate(feature: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -82,9 +74,8 @@ def bilinear_interpolate(feature: torch.Tensor, y: torch.Tensor, x: torch.Tensor
     Returns:
         float ``(C, *S)``.
     """
-    _check_feature(feature)
-    y = torch.as_tensor(y, dtype=feature.dtype, device=feature.device)
-    x = torch.as_tensor(x, dtype=feature.dtype, device=feature.device)
+    check_tensor("feature", feature, "(C, H, W)", "float")
+    y, x = (_coordinates(name, value).to(feature.device, feature.dtype) for name, value in (("y", y), ("x", x)))
     if y.shape != x.shape:
         raise ValueError(f"y and x must have the same shape, got {tuple(y.shape)} and {tuple(x.shape)}")
     height, width = feature.shape[-2:]
@@ -118,7 +109,7 @@ def sampling_points(box: torch.Tensor, output_size, spatial_scale: float = 1.0, 
         of bin ``(ph, pw)`` sits at ``(y[ph, iy, pw, ix], x[ph, iy, pw, ix])``
         in feature cells.
     """
-    box = _check_box(box)
+    box = check_boxes("box", box, "(4,)")
     out_h, out_w = _output_size(output_size)
     if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int):
         raise TypeError(f"sampling_ratio must be an int, got {type(sampling_ratio).__name__}")
@@ -151,8 +142,8 @@ def roi_align_box(feature: torch.Tensor, box: torch.Tensor, output_size, spatial
     Returns:
         float ``(C, out_h, out_w)``.
     """
-    _check_feature(feature)
-    y, x = sampling_points(_check_box(box).to(feature.dtype), output_size, spatial_scale, sampling_ratio, aligned)
+    check_tensor("feature", feature, "(C, H, W)", "float")
+    y, x = sampling_points(check_boxes("box", box, "(4,)").to(feature.dtype), output_size, spatial_scale, sampling_ratio, aligned)
     if y.numel() == 0:  # a box of zero size has no sample point: torchvision returns zeros
         return feature.new_zeros(feature.shape[0], *y.shape[::2])
     samples = bilinear_interpolate(feature, y, x)  # (C, out_h, gh, out_w, gw)
@@ -172,7 +163,7 @@ def roi_align(features: torch.Tensor, boxes, output_size, spatial_scale: float =
     Returns:
         float ``(K, C, out_h, out_w)``.
     """
-    _check_feature(features, dim=4)
+    check_tensor("features", features, "(N, C, H, W)", "float")
     if isinstance(boxes, (list, tuple)):
         if len(boxes) != features.shape[0]:
             raise ValueError(f"boxes must hold one (K_i,4) tensor per image ({features.shape[0]}), got {len(boxes)}")
@@ -203,9 +194,9 @@ def snap_boxes(boxes: torch.Tensor, stride: float) -> torch.Tensor:
     Returns:
         float ``(N, 4)``: the image region those cells cover, xyxy in pixels.
     """
-    if not isinstance(boxes, torch.Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4 or not boxes.is_floating_point():
-        got = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
-        raise ValueError(f"boxes must be a float (N,4) xyxy tensor, got {got}")
+    check_boxes("boxes", boxes)
+    if isinstance(stride, bool) or not isinstance(stride, (int, float)):
+        raise TypeError(f"stride must be a number, got {type(stride).__name__}")
     if not stride > 0:
         raise ValueError(f"stride must be positive, got {stride}")
     scaled = boxes / stride
@@ -232,12 +223,10 @@ def mask_targets(gt_masks: torch.Tensor, proposals: torch.Tensor, matched: torch
     Returns:
         float ``(K, size, size)`` in {0, 1}.
     """
-    if not isinstance(gt_masks, torch.Tensor) or gt_masks.dtype != torch.bool or gt_masks.dim() != 3:
-        got = f"{gt_masks.dtype} {tuple(gt_masks.shape)}" if isinstance(gt_masks, torch.Tensor) else type(gt_masks)
-        raise ValueError(f"gt_masks must be bool (G,H,W), got {got}")
-    if not isinstance(proposals, torch.Tensor) or proposals.dim() != 2 or proposals.shape[1] != 4:
-        raise ValueError(f"proposals must be a float (K,4) tensor, got {getattr(proposals, 'shape', proposals)}")
-    if not isinstance(matched, torch.Tensor) or matched.shape != proposals.shape[:1]:
+    check_masks("gt_masks", gt_masks, "(G, H, W)")
+    check_boxes("proposals", proposals, "(K, 4)")
+    check_tensor("matched", matched, "(K,)", "int")
+    if matched.shape != proposals.shape[:1]:
         raise ValueError(f"matched must have shape ({proposals.shape[0]},), got {getattr(matched, 'shape', matched)}")
     if len(matched) and (int(matched.min()) < 0 or int(matched.max()) >= gt_masks.shape[0]):
         raise ValueError(f"matched must index gt_masks (0..{gt_masks.shape[0] - 1}), got {matched.tolist()}")
@@ -261,9 +250,9 @@ def paste_masks(crops: torch.Tensor, boxes: torch.Tensor, height: int, width: in
     Returns:
         bool ``(K, height, width)``: pixels whose pasted value is at least 0.5.
     """
-    if not isinstance(crops, torch.Tensor) or crops.dim() != 3 or not crops.is_floating_point():
-        raise ValueError(f"crops must be a float (K,M,M) tensor, got {getattr(crops, 'shape', crops)}")
-    if not isinstance(boxes, torch.Tensor) or boxes.shape != (crops.shape[0], 4):
+    check_tensor("crops", crops, "(K, M, M)", "float")
+    check_boxes("boxes", boxes, "(K, 4)")
+    if boxes.shape != (crops.shape[0], 4):
         raise ValueError(f"boxes must have shape ({crops.shape[0]}, 4), got {getattr(boxes, 'shape', boxes)}")
     if crops.shape[0] == 0:
         return torch.zeros(0, height, width, dtype=torch.bool)
@@ -291,8 +280,11 @@ def quantisation_error(masks: torch.Tensor, boxes: torch.Tensor, stride: float, 
     """
     from seglib.metrics.masks import mask_iou
 
-    if not isinstance(masks, torch.Tensor) or masks.dtype != torch.bool or masks.dim() != 3 or not len(masks):
-        raise ValueError(f"masks must be bool (N,H,W) with N >= 1, got {getattr(masks, 'shape', masks)}")
+    check_masks("masks", masks)
+    check_not_empty("masks", masks)
+    check_boxes("boxes", boxes)
+    if len(boxes) != len(masks):
+        raise ValueError(f"boxes must hold one box per mask ({len(masks)}), got {len(boxes)}")
     height, width = masks.shape[-2:]
     snapped = snap_boxes(boxes.float(), stride)
     crops = mask_targets(masks, boxes.float(), torch.arange(len(masks)), size)

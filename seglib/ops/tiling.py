@@ -30,6 +30,9 @@ import torch
 from torch import nn
 
 from seglib.validation import check_int
+from seglib.validation import check_float_tensor
+from seglib.validation import check_image
+from seglib.validation import check_tensor
 
 __all__ = ["TileGrid", "interior_agreement", "mirror_pad", "tile_grid", "tiled_predict"]
 
@@ -123,9 +126,7 @@ def mirror_pad(images: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Te
     Reflection repeats, so the padding may be larger than the image (a pad of
     ``H`` or more reflects the reflection).
     """
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must have shape (B,C,H,W), got {got}")
+    check_float_tensor("images", images)
     if len(pad) != 4:
         raise ValueError(f"pad must be (top, bottom, left, right), got {pad!r}")
     top, bottom, left, right = (check_int(f"pad[{i}]", p, 0) for i, p in enumerate(pad))
@@ -201,11 +202,8 @@ def tiled_predict(model: nn.Module, image: torch.Tensor, tile: int, overlap: int
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(image, torch.Tensor) or not image.is_floating_point():
-        got = image.dtype if isinstance(image, torch.Tensor) else type(image).__name__
-        raise TypeError(f"image must be a float tensor (3,H,W) or (B,3,H,W), got {got}")
-    if image.dim() not in (3, 4):
-        raise ValueError(f"image must have shape (3,H,W) or (B,3,H,W), got {tuple(image.shape)}")
+    check_tensor("image", image, "(3, H, W) or (B, 3, H, W)", "float", (3, 4))
+    check_image("image", image, batched=image.dim() == 4)
     check_int("tile", tile, 1)
     check_int("overlap", overlap, 0)
     check_int("batch_size", batch_size, 1)

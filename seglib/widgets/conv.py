@@ -8,6 +8,11 @@ direct convolution: ``stride - 1`` zeros inserted between the input cells,
 ``dilation*(k-1) - padding`` cells of zero padding on each side (plus
 ``output_padding`` cells on the bottom and right), and a kernel that moves by 1.
 
+Drawing costs time per cell, so the figure is bounded: ``input_size`` is at
+most :data:`MAX_INPUT_SIZE` and a drawing at most :data:`MAX_DRAWN_CELLS`
+cells (grid plus output), about a second; every combination of the
+explorer's sliders fits.
+
 :func:`conv_explorer` wraps it in ipywidgets sliders. ipywidgets is imported
 only there, so this module imports without it; the widget code uses only API
 shared by ipywidgets 7.7 (Colab) and 8.
@@ -28,6 +33,7 @@ from seglib.ops.upsampling import (
     conv_transpose_output_size,
     explain_output_size,
 )
+from seglib.validation import check_int
 
 COLORS = {
     "input": "#6baed6",
@@ -39,6 +45,11 @@ COLORS = {
 }
 HATCHES = {"input": None, "padding": "///", "inserted zero": ".."}
 GAP = 2  # empty cells between the input grid and the output grid
+MAX_INPUT_SIZE = 32
+"""Largest ``input_size`` :func:`draw_conv_arithmetic` draws."""
+MAX_DRAWN_CELLS = 3200
+"""Most cells (grid plus output) of one drawing, about a second to draw and render: the largest
+combination of the explorer's sliders draws 45 x 45 + 33 x 33 = 3114 cells in 1.3 s on a 2-core VM."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,14 @@ def _axis_kinds(input_size: int, kernel_size: int, stride: int, padding: int, di
         else:
             kinds.append("input" if v % stride == 0 else "inserted zero")
     return kinds
+
+
+def _grid_size(input_size: int, kernel_size: int, stride: int, padding: int, dilation: int,
+               output_padding: int, transposed: bool) -> int:
+    """Side of the grid the kernel slides over: ``len(_axis_kinds(...))``, without building it."""
+    if not transposed:
+        return input_size + 2 * padding
+    return (input_size - 1) * stride + 1 + 2 * (dilation * (kernel_size - 1) - padding) + output_padding
 
 
 def _cell_kind(row: str, column: str) -> str:
@@ -156,32 +175,48 @@ def draw_conv_arithmetic(
     Left: the grid the kernel slides over, with the kernel's footprint for the
     output cell at ``position``. Right: the output grid with that cell
     highlighted. The title gives the output-size formula with the numbers
-    filled in. An impossible combination (e.g. ``output_padding`` not smaller
-    than ``stride`` or ``dilation``) is not an error: the figure explains it.
+    filled in. An impossible combination of valid values (e.g. ``output_padding``
+    not smaller than ``stride`` or ``dilation``, a kernel wider than the padded
+    input) is not an error: the figure explains it.
 
     Args:
-        input_size, kernel_size, stride, padding, dilation, output_padding: ints,
-            the same along both axes; ``output_padding`` is ignored when
-            ``transposed`` is False (and the figure says so).
+        input_size: an int in ``[1, MAX_INPUT_SIZE]`` (32).
+        kernel_size, stride, dilation: ints ``>= 1``.
+        padding, output_padding: ints ``>= 0``; the same along both axes;
+            ``output_padding`` is ignored when ``transposed`` is False (and the
+            figure says so).
         transposed: draw ``ConvTranspose2d`` instead of ``Conv2d``.
         position: ``(x, y)`` of the output cell to show; clamped to the output.
         ax: a matplotlib Axes; a new figure when None.
 
     Returns:
         A :class:`ConvArithmetic` describing what was drawn.
+
+    Raises:
+        TypeError: an argument that is not an int (``transposed`` not a bool,
+            ``position`` not a pair of ints).
+        ValueError: a value out of its range, or a possible combination whose
+            drawing would exceed ``MAX_DRAWN_CELLS`` (3200) cells, grid plus
+            output (it would take seconds to minutes).
     """
     import matplotlib.pyplot as plt
 
+    input_size = check_int("input_size", input_size, 1, MAX_INPUT_SIZE)
+    kernel_size, stride = check_int("kernel_size", kernel_size, 1), check_int("stride", stride, 1)
+    padding, dilation = check_int("padding", padding, 0), check_int("dilation", dilation, 1)
+    output_padding = check_int("output_padding", output_padding, 0)
+    if not isinstance(transposed, bool):
+        raise TypeError(f"transposed must be a bool, got {type(transposed).__name__}")
     if (not isinstance(position, (tuple, list)) or len(position) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in position)):
         raise TypeError(f"position must be a pair of ints (x, y), got {position!r}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 5.5))
     effective_output_padding = output_padding if transposed else 0
     try:
         formula = explain_output_size(input_size, kernel_size, stride, padding, dilation,
                                       effective_output_padding, transposed)
     except ValueError as exc:
+        if ax is None:
+            _, ax = plt.subplots(figsize=(10, 5.5))
         _draw_error(ax, str(exc), transposed)
         formula = CONV_TRANSPOSE_SIZE_FORMULA if transposed else CONV_SIZE_FORMULA
         return ConvArithmetic(None, formula, "", str(exc), None, None, (), ax)
@@ -189,10 +224,20 @@ def draw_conv_arithmetic(
         output_size = conv_transpose_output_size(input_size, kernel_size, stride, padding, dilation, output_padding)
     else:
         output_size = conv_output_size(input_size, kernel_size, stride, padding, dilation)
+    grid_size = _grid_size(input_size, kernel_size, stride, padding, dilation, effective_output_padding, transposed)
+    if grid_size**2 + output_size**2 > MAX_DRAWN_CELLS:
+        raise ValueError(
+            f"input_size={input_size}, kernel_size={kernel_size}, stride={stride}, padding={padding}, "
+            f"dilation={dilation}{f', output_padding={output_padding}' if transposed else ''} would draw a "
+            f"{grid_size} x {grid_size} grid and a {output_size} x {output_size} output, "
+            f"{grid_size**2 + output_size**2} cells; expected at most MAX_DRAWN_CELLS = {MAX_DRAWN_CELLS} "
+            "(about a second to draw): use smaller values"
+        )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5.5))
     x, y = (min(max(value, 0), output_size - 1) for value in position)
 
     kinds = _axis_kinds(input_size, kernel_size, stride, padding, dilation, effective_output_padding, transposed)
-    grid_size = len(kinds)
     cells: dict[str, list[tuple[int, int]]] = {kind: [] for kind in HATCHES}
     for row, column in itertools.product(range(grid_size), repeat=2):
         cells[_cell_kind(kinds[row], kinds[column])].append((column, row))
@@ -227,6 +272,16 @@ def draw_conv_arithmetic(
 class ConvExplorer:
     """Sliders for the arguments of :func:`draw_conv_arithmetic`, its figure and the size formula.
 
+    The initial values must lie in the sliders' ranges (:attr:`RANGES`): a
+    value outside would be clamped, and the figure would describe another
+    convolution than the one asked for. Once built, no slider move raises: an
+    impossible combination is shown and explained.
+
+    Raises:
+        TypeError: an initial value that is not an int (``transposed`` not a bool).
+        ValueError: an initial value outside its slider's range, e.g.
+            ``kernel_size must be an int in [1, 5], got 9``.
+
     Attributes:
         sliders: ``IntSlider`` by name: ``input_size``, ``kernel_size``, ``stride``,
             ``padding``, ``dilation``, ``output_padding``, ``x``, ``y``.
@@ -251,13 +306,18 @@ class ConvExplorer:
 
     def __init__(self, input_size: int = 5, kernel_size: int = 3, stride: int = 1, padding: int = 0,
                  dilation: int = 1, output_padding: int = 0, transposed: bool = False) -> None:
-        import ipywidgets as widgets
-
         initial = dict(input_size=input_size, kernel_size=kernel_size, stride=stride, padding=padding,
                        dilation=dilation, output_padding=output_padding, x=0, y=0)
+        for name, (low, high) in self.RANGES.items():
+            check_int(name, initial[name], low, high)
+        if not isinstance(transposed, bool):
+            raise TypeError(f"transposed must be a bool, got {type(transposed).__name__}")
+
+        import ipywidgets as widgets
+
         self.sliders = {
             name: widgets.IntSlider(
-                value=min(max(initial[name], low), high), min=low, max=high,
+                value=initial[name], min=low, max=high,
                 description=self.DESCRIPTIONS.get(name, name), continuous_update=False,
                 style={"description_width": "initial"}, layout=widgets.Layout(width="300px"),
             )
@@ -318,7 +378,10 @@ def conv_explorer(**initial: Any) -> ConvExplorer:
     """Build the convolution-arithmetic explorer; show it by making it the last expression of a cell.
 
     Keyword arguments set the initial slider values (see :class:`ConvExplorer`),
-    e.g. ``conv_explorer(stride=2, transposed=True)``.
+    e.g. ``conv_explorer(stride=2, transposed=True)``; each must lie in its
+    slider's range (``ConvExplorer.RANGES``: ``input_size`` 1-7,
+    ``kernel_size`` 1-5, ``stride`` 1-3, ``padding`` 0-3, ``dilation`` 1-3,
+    ``output_padding`` 0-2), else ``ValueError`` (``TypeError`` for a non-int).
     """
     return ConvExplorer(**initial)
 

@@ -87,7 +87,7 @@ def test_jitter_boxes_stay_valid():
     assert torch.equal(jitter_boxes(boxes, 64, noise=0.0), boxes)
     with pytest.raises(ValueError, match="noise"):
         jitter_boxes(boxes, 64, noise=-1)
-    with pytest.raises(ValueError, match=r"\(N,4\)"):
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
         jitter_boxes(boxes[:, :3], 64)
 
 

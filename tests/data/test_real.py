@@ -90,3 +90,36 @@ def test_bad_arguments(pets_root):
 def test_data_root_override(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGLIB_DATA", str(tmp_path))
     assert real.data_root() == tmp_path
+
+
+def test_bad_argument_types_and_values(pets_root):
+    with pytest.raises(TypeError, match=r"size must be an int, got str"):
+        real.OxfordPetSegmentation(pets_root, size="32")
+    with pytest.raises(ValueError, match=r"size must be an int >= 8, got 4"):
+        real.load_oxford_pets(size=4, root=pets_root, download=False)
+    with pytest.raises(TypeError, match=r"download must be True or False, got int"):
+        real.OxfordPetSegmentation(pets_root, download=1)
+    with pytest.raises(TypeError, match=r"root must be a folder path"):
+        real.OxfordPetSegmentation(3.5)
+    with pytest.raises(ValueError, match=r"split must be one of \('trainval', 'test'\), got 'train'"):
+        real.load_oxford_pets("train", root=pets_root, download=False)
+
+
+def test_stack_dataset_checks_arguments(pets_root):
+    dataset = real.OxfordPetSegmentation(pets_root, "trainval", size=16)
+    with pytest.raises(ValueError, match=r"limit must be a positive int, got 0"):
+        real.stack_dataset(dataset, limit=0)
+    with pytest.raises(TypeError, match=r"limit must be an int, got float"):
+        real.stack_dataset(dataset, limit=1.5)
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
+        real.stack_dataset(dataset, batch_size=0)
+    with pytest.raises(ValueError, match=r"num_workers must be an int >= 0, got -1"):
+        real.stack_dataset(dataset, num_workers=-1)
+    with pytest.raises(TypeError, match=r"dataset must be a map-style dataset"):
+        real.stack_dataset(5)
+    with pytest.raises(ValueError, match=r"dataset must hold at least one pair, got an empty list"):
+        real.stack_dataset([])
+
+
+def test_one_shared_download_timeout():
+    assert not hasattr(real, "DOWNLOAD_TIMEOUT_S")  # seglib.common.DOWNLOAD_TIMEOUT_S is the one constant

@@ -41,7 +41,7 @@ def test_roi_align_box_degenerate_and_errors():
     flat = torch.tensor([2.0, 2.0, 2.0, 2.0])
     expected = tv_roi_align(feature[None], [flat[None]], 3, 1.0, -1, True)[0]
     assert torch.equal(roi.roi_align_box(feature, flat, 3, aligned=True), expected)
-    with pytest.raises(ValueError, match="box must be a float tensor"):
+    with pytest.raises(TypeError, match="box must be a float tensor"):
         roi.roi_align_box(feature, torch.tensor([1, 2, 3, 4]), 3)
     with pytest.raises(ValueError, match="output_size"):
         roi.roi_align_box(feature, flat, 0)

@@ -107,7 +107,7 @@ def test_clear_errors():
     valid = UNet(num_classes=2, depth=3, base_width=4, padding="valid")
     with pytest.raises(ValueError, match="output tile"):
         tiled_predict(valid, image, tile=44, overlap=4)  # 44 -> 4 output pixels
-    with pytest.raises(ValueError, match=r"\(3,H,W\)"):
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         tiled_predict(model, torch.rand(20, 20), 8, 2)
     with pytest.raises(ValueError, match="not compatible"):
         tiled_predict(nn.Upsample(scale_factor=2), torch.rand(3, 10, 10), 8, 2)

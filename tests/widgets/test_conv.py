@@ -169,3 +169,84 @@ def test_explorer_shows_impossible_combinations(explorer):
     assert "impossible" in explorer.formula.value
     explorer.sliders["stride"].value = 2
     assert explorer.result.error is None and explorer.result.output_size == 12
+
+
+# --------------------------------------------------------------------------- bounded arguments
+
+
+def test_large_sizes_are_refused_not_drawn_for_minutes():
+    import time
+
+    with pytest.raises(ValueError, match=r"input_size must be an int in \[1, 32\], got 300"):
+        draw_conv_arithmetic(input_size=300, kernel_size=3)
+    with pytest.raises(ValueError, match=r"would draw a 112 x 112 grid and a 88 x 88 output, 20288 cells; "
+                                         r"expected at most MAX_DRAWN_CELLS = 3200"):
+        draw_conv_arithmetic(16, 7, stride=4, dilation=4, output_padding=3, transposed=True)
+    assert not plt.get_fignums()  # refused before a figure was made
+    start = time.perf_counter()
+    result = draw_conv_arithmetic(32, 1)  # the largest input: 32 x 32 grid and output
+    result.ax.figure.canvas.draw()
+    assert result.output_size == 32 and time.perf_counter() - start < 10  # about a second; slack for slow CI
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(kernel_size=0), ValueError, r"kernel_size must be a positive int, got 0"),
+    (dict(padding=-1), ValueError, r"padding must be an int >= 0, got -1"),
+    (dict(stride=1.5), TypeError, r"stride must be an int, got float"),
+    (dict(transposed="yes"), TypeError, r"transposed must be a bool, got str"),
+])
+def test_bad_single_values_raise(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        draw_conv_arithmetic(**(dict(input_size=5, kernel_size=3) | kwargs))
+
+
+def test_every_slider_combination_fits_the_drawing_budget():
+    """The explorer never raises on a slider move: each combination draws or explains why it cannot."""
+    import itertools
+
+    from seglib.widgets import conv
+    from seglib.widgets.conv import ConvExplorer
+
+    ranges = [range(low, high + 1) for name, (low, high) in ConvExplorer.RANGES.items() if name not in ("x", "y")]
+    largest = 0
+    for (n, k, s, p, d, op), transposed in itertools.product(itertools.product(*ranges), (False, True)):
+        try:
+            out = conv_transpose_output_size(n, k, s, p, d, op) if transposed else conv_output_size(n, k, s, p, d)
+        except ValueError:
+            continue  # an impossible combination: explained, not drawn
+        grid = conv._grid_size(n, k, s, p, d, op if transposed else 0, transposed)
+        assert grid == len(conv._axis_kinds(n, k, s, p, d, op if transposed else 0, transposed))
+        largest = max(largest, grid**2 + out**2)
+    assert largest == 45**2 + 33**2 <= conv.MAX_DRAWN_CELLS
+    result = draw_conv_arithmetic(7, 5, stride=3, dilation=3, output_padding=2, transposed=True)
+    assert (result.grid_size, result.output_size) == (45, 33)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(input_size=5, kernel_size=3, stride=2, padding=1, position=(1, 1)),  # notebook 01
+    dict(input_size=3, kernel_size=3, stride=2, padding=1, transposed=True, position=(2, 1)),  # notebook 01
+    dict(input_size=7, kernel_size=3, dilation=2, padding=2, position=(3, 3)),  # notebook 03
+])
+def test_the_notebooks_drawings_are_within_the_bounds(kwargs):
+    assert draw_conv_arithmetic(**kwargs).error is None
+
+
+def test_explorer_refuses_initial_values_outside_the_sliders():
+    pytest.importorskip("ipywidgets")
+    from seglib.widgets import conv_explorer
+
+    with pytest.raises(ValueError, match=r"kernel_size must be an int in \[1, 5\], got 9"):
+        conv_explorer(kernel_size=9)
+    with pytest.raises(ValueError, match=r"input_size must be an int in \[1, 7\], got 0"):
+        conv_explorer(input_size=0)
+    with pytest.raises(TypeError, match=r"stride must be an int, got float"):
+        conv_explorer(stride=2.0)
+    with pytest.raises(TypeError, match=r"transposed must be a bool"):
+        conv_explorer(transposed=1)
+    # the notebooks' explorers (01 and 03) keep their values
+    explorer = conv_explorer(input_size=3, kernel_size=3, stride=2, padding=1, transposed=True)
+    assert {name: explorer.sliders[name].value for name in ("input_size", "kernel_size", "stride", "padding")} == \
+        {"input_size": 3, "kernel_size": 3, "stride": 2, "padding": 1}
+    assert conv_explorer(kernel_size=3, dilation=2, padding=2).result.output_size == 5
+    # an impossible initial combination is shown, not raised
+    assert conv_explorer(input_size=1, kernel_size=5).result.error is not None
