@@ -445,3 +445,46 @@ def test_a_check_given_no_function_says_so(name):
 def test_the_walk_covers_the_listed_callables():
     # Reported in the closing note: callables walked and bad calls tried.
     assert len(SPECS) >= 60 and len(CASES) >= 250
+
+
+def test_overlap_losses_never_score_a_diverged_model_as_perfect():
+    target = labels()
+    nan = torch.full((2, C, S, S), float("nan"))
+    for loss in (soft_dice_loss, tversky_loss):
+        with pytest.raises(ValueError, match="logits must be finite"):
+            loss(nan, target)
+        with pytest.raises(ValueError, match="logits must hold at least one image"):
+            loss(logits()[:0], target[:0])
+    # On a GPU the values are not read (no host wait in a training step): the loss is NaN, not 0.
+    from seglib.losses.functional import _overlap_loss
+    assert torch.isnan(_overlap_loss(torch.tensor([float("nan")]), torch.zeros(1), torch.zeros(1), 0.5, 0.5, 1.0))
+
+
+def test_two_class_id_maps_are_not_taken_for_panoptic_maps():
+    semantic_map = labels(1)
+    with pytest.raises(ValueError, match="pred looks like a map of class ids"):
+        panoptic.panoptic_quality(semantic_map, semantic_map, things=[1, 2], stuffs=[0])
+
+
+def test_coco_ap_refuses_masks_of_another_size_than_the_targets():
+    prediction = {"masks": masks()[:, :-2], "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 1]),
+                  "boxes": boxes()}
+    target = {"masks": masks(), "labels": torch.tensor([1, 1]), "boxes": boxes()}
+    with pytest.raises(ValueError, match="predictions\\[0\\].*masks.*size"):
+        instance.coco_mask_ap([prediction], [target])
+
+
+def test_class_ids_outside_the_classes_are_refused():
+    pred = target = labels().clamp(max=1)
+    for bad in (-1, 2, 9):
+        with pytest.raises(ValueError, match="class_id must be an int in \\[0, 1\\]"):
+            losses_lab.imbalance_metrics(pred, target, num_classes=2, class_id=bad)
+
+
+def test_boundary_f1_time_does_not_grow_with_num_classes():
+    import time
+
+    start = time.perf_counter()
+    score = semantic.boundary_f1(labels(), labels(), num_classes=100_000)
+    assert time.perf_counter() - start < 2.0
+    assert score == semantic.boundary_f1(labels(), labels(), num_classes=C)

@@ -7,7 +7,7 @@ ambiguous; where a pixel is ambiguous, a loss that follows the class
 frequencies (cross entropy) calls it background, which is what the
 experiment measures. The same small U-Net (:data:`MODEL_KWARGS`) is
 trained from the same seed on the same batches for the same number of steps
-with each loss of :data:`LOSS_NAMES`:
+with each loss of :data:`LOSSES`:
 
 ================  ================================================================
 ``ce``            pixel-wise cross entropy
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from seglib.common import eval_mode
 from seglib.common import markdown_table as _markdown
 from seglib.data.batches import semantic_batches
 from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, split_scenes
@@ -49,6 +50,7 @@ from seglib.metrics.semantic import (
 from seglib.models.unet import UNet
 from seglib.train import History, Run
 from seglib.train import train as train_loop
+from seglib.validation import check_image, check_int, check_label_map
 from seglib.zoo import Recipe, manifest
 
 #: Scenes of the experiment: 32 x 32 pixels, plain background, one or two circles of 3 to 5 pixels,
@@ -62,7 +64,8 @@ MODEL_KWARGS = {"num_classes": CONFIG.num_classes, "depth": 3, "base_width": 8}
 BATCH_SIZE = 32
 LEARNING_RATE = 3e-3
 FOCAL_GAMMA = 2.0
-LOSS_NAMES = ("ce", "weighted_ce", "dice", "focal", "ce_dice")
+LOSSES = ("ce", "weighted_ce", "dice", "focal", "ce_dice")
+"""Loss names of :func:`train`, in the order of the tables."""
 LOSS_TITLES = {"ce": "cross-entropy", "weighted_ce": "weighted CE", "dice": "soft Dice",
                "focal": "focal", "ce_dice": "CE + Dice"}
 #: Training steps of each zoo entry ``loss_<name>``.
@@ -74,8 +77,8 @@ CURVE_SCENES = 128
 
 
 def _check_name(name: str) -> str:
-    if name not in LOSS_NAMES:
-        raise ValueError(f"name must be one of {LOSS_NAMES}, got {name!r}")
+    if name not in LOSSES:
+        raise ValueError(f"name must be one of {LOSSES}, got {name!r}")
     return name
 
 
@@ -102,13 +105,13 @@ def _train_class_weights(config: SceneConfig) -> torch.Tensor:
 
 def make_loss(name: str, weights: torch.Tensor | Sequence[float] | None = None
               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss ``fn(logits (B,C,H,W), target (B,H,W)) -> scalar`` of :data:`LOSS_NAMES` entry ``name``.
+    """The loss ``fn(logits (B,C,H,W), target (B,H,W)) -> scalar`` of :data:`LOSSES` entry ``name``.
 
     Logits are cast to float32 first, so the loss is computed in full
     precision under mixed-precision autocast too. Pixels labelled 255 are ignored.
 
     Args:
-        name: one of :data:`LOSS_NAMES`.
+        name: one of :data:`LOSSES`.
         weights: class weights ``(C,)`` of ``"weighted_ce"`` (default:
             :func:`train_class_weights`); not allowed for the other losses.
     """
@@ -131,7 +134,7 @@ def make_loss(name: str, weights: torch.Tensor | Sequence[float] | None = None
 ZOO_ENTRIES: dict[str, Recipe] = {
     f"loss_{name}": Recipe(lab="losses", builder="unet", kwargs=dict(MODEL_KWARGS), steps=ZOO_STEPS,
                            batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss=name, seed=0, eval_every=ZOO_EVAL_EVERY)
-    for name in LOSS_NAMES
+    for name in LOSSES
 }
 """The zoo entries ``loss_<name>``, one per loss (run by ``make zoo NAME=...``)."""
 
@@ -156,7 +159,7 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
         steps: the budget in optimiser steps.
         batch_size: scenes per step.
         lr: peak learning rate.
-        loss: one of :data:`LOSS_NAMES`.
+        loss: one of :data:`LOSSES`.
         seed: seed of the training scenes.
         eval_every: steps between evaluations (``None``: only at the end).
         evaluate: ``model -> dict`` of metrics (default: none during training).
@@ -175,7 +178,7 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
                       eval_every=eval_every, progress=progress, desc=desc or LOSS_TITLES[loss])
 
 
-def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, progress: bool = True, seed: int = 0,
+def train_losses(steps: int, names: Sequence[str] = LOSSES, progress: bool = True, seed: int = 0,
                  **options) -> dict[str, Run]:
     """A fresh U-Net of :data:`MODEL_KWARGS` trained by :func:`train` with each loss of ``names``.
 
@@ -187,7 +190,7 @@ def train_losses(steps: int, names: Sequence[str] = LOSS_NAMES, progress: bool =
 
     Args:
         steps: the budget of every run.
-        names: losses of :data:`LOSS_NAMES`, trained in this order.
+        names: losses of :data:`LOSSES`, trained in this order.
         progress: show the progress bar.
         seed: seed of the weights and of the batches.
         **options: passed to :func:`train` (``device``, ``evaluate``, ``eval_every`` ...).
@@ -217,16 +220,11 @@ def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 256
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
-        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise TypeError(f"images must be a float tensor (N,3,H,W), got {got}")
+    check_image("images", images, batched=True)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         labels = [model(images[i:i + batch_size].to(device)).argmax(dim=1).cpu()
                   for i in range(0, images.shape[0], batch_size)]
-    model.train(was_training)
     return torch.cat(labels)
 
 
@@ -240,6 +238,8 @@ def imbalance_metrics(pred: torch.Tensor, target: torch.Tensor, num_classes: int
     per-image means: ``per_image_miou`` and ``boundary_f1`` (2-pixel tolerance).
     A precision or recall of 0/0 is reported as 0.
     """
+    check_int("num_classes", num_classes, 2)
+    check_int("class_id", class_id, 0, num_classes - 1)
     cm = confusion_matrix(pred, target, num_classes).double()
     iou, dice = iou_per_class(cm), dice_per_class(cm)
     tp = cm[class_id, class_id]
@@ -258,7 +258,10 @@ def imbalance_metrics(pred: torch.Tensor, target: torch.Tensor, num_classes: int
 
 def per_image_dice(pred: torch.Tensor, target: torch.Tensor, class_id: int = FOREGROUND) -> torch.Tensor:
     """Dice of class ``class_id`` in every image, float64 ``(N,)``; 1 where neither map has it."""
-    if pred.shape != target.shape or pred.dim() != 3:
+    check_label_map("pred", pred, shape="(N, H, W)")
+    check_label_map("target", target, shape="(N, H, W)")
+    check_int("class_id", class_id, 0)
+    if pred.shape != target.shape:
         raise ValueError(f"pred and target must be label maps of the same shape (N,H,W), "
                          f"got {tuple(pred.shape)} and {tuple(target.shape)}")
     p, g = (pred == class_id).flatten(1).double(), (target == class_id).flatten(1).double()

@@ -17,15 +17,15 @@ import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 
+from seglib.common import eval_mode
 from seglib.data.detection import detection_batches, scene_targets
 from seglib.data.shapes import PANOPTIC_DIVISOR, SceneBatch, SceneConfig, split_scenes
 from seglib.metrics.instance import coco_mask_ap
 from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_quality
-from seglib.models.maskrcnn import _check_positive_ints
 from seglib.ops.roi import sampling_points, snap_boxes
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_boxes
+from seglib.validation import check_boxes, check_image, check_int
 from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=128)
@@ -173,7 +173,7 @@ class LossLog:
 
     def curves(self, every: int = 10) -> dict[str, list[float]]:
         """Mean of each term over consecutive windows of ``every`` steps."""
-        _check_positive_ints("every", every)
+        check_int("every", every)
         curves = {}
         for name, values in self.terms.items():
             stacked = torch.stack(values).float().cpu()
@@ -214,19 +214,20 @@ def predict(model: nn.Module, images, batch_size: int = 32, mask_threshold: floa
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(images, torch.Tensor):
-        if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
-            raise ValueError(f"images must be float (N,3,H,W), got {images.dtype} {tuple(images.shape)}")
+        check_image("images", images, batched=True)
         images = list(images)
-    if not isinstance(images, (list, tuple)) or not images:
-        raise ValueError("images must be a non-empty (N,3,H,W) tensor or list of (3,H,W) tensors")
-    _check_positive_ints("batch_size", batch_size)
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(f"images must be a (N,3,H,W) tensor or a list of (3,H,W) tensors, got {type(images).__name__}")
+    if not images:
+        raise ValueError("images must hold at least one image, got an empty list")
+    for i, image in enumerate(images):
+        check_image(f"images[{i}]", image)
+    check_int("batch_size", batch_size)
     if not 0 <= mask_threshold <= 1:
         raise ValueError(f"mask_threshold must be in [0, 1], got {mask_threshold}")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     outputs = []
-    try:
+    with eval_mode(model):
         for start in range(0, len(images), batch_size):
             batch = [image.to(device) for image in images[start:start + batch_size]]
             for output in model(batch):
@@ -234,8 +235,6 @@ def predict(model: nn.Module, images, batch_size: int = 32, mask_threshold: floa
                 if "masks" in output:
                     output["masks"] = output["masks"][:, 0] > mask_threshold
                 outputs.append(output)
-    finally:
-        model.train(was_training)
     return outputs
 
 
@@ -253,17 +252,12 @@ def level_anchors(model: MaskRCNN, image_size: int, point: tuple[float, float]) 
     """
     if not isinstance(model, MaskRCNN):
         raise TypeError(f"model must be a torchvision MaskRCNN, got {type(model).__name__}")
-    _check_positive_ints("image_size", image_size)
+    check_int("image_size", image_size)
     x, y = (float(v) for v in point)
     generator = model.rpn.anchor_generator
     device = next(model.parameters()).device
-    with torch.no_grad():
-        was_training = model.training
-        model.eval()
-        try:
-            features = model.backbone(torch.zeros(1, 3, image_size, image_size, device=device))
-        finally:
-            model.train(was_training)
+    with torch.no_grad(), eval_mode(model):
+        features = model.backbone(torch.zeros(1, 3, image_size, image_size, device=device))
     result = {}
     for (name, feature), base in zip(features.items(), generator.cell_anchors):
         stride = image_size / feature.shape[-1]

@@ -29,6 +29,7 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from seglib.common import eval_mode
 from seglib.data.prompts import PromptTask, center_clicks, correction_clicks, prompt_tasks
 from seglib.data.shapes import SceneBatch, SceneConfig, split_scenes
 from seglib.metrics.masks import paired_iou
@@ -185,29 +186,27 @@ def evaluate(model: SmallSam, scenes: SceneBatch | None = None, clicks: int = 3,
         raise ValueError(f"clicks must be an int >= 1, got {clicks!r}")
     scenes = scenes if scenes is not None else evaluation_scenes()
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     scene_index, slot = scenes.valid.nonzero(as_tuple=True)
     totals = torch.zeros(clicks + 1, dtype=torch.float64)
-    for start in range(0, len(scene_index), batch_size):
-        rows, slots = scene_index[start:start + batch_size], slot[start:start + batch_size]
-        images = scenes.images[rows].to(device)
-        targets = scenes.masks[rows, slots].to(device)
-        features = model.encode(images)
-        points, labels = center_clicks(targets)[:, None], torch.ones(len(rows), 1, dtype=torch.int64, device=device)
-        masks, iou = model.decode(features, points, labels, multimask_output=True)
-        logits = select_best_mask(masks, iou)[0]
-        totals[0] += paired_iou(logits > 0, targets).sum().item()
-        for k in range(1, clicks):
-            point, label = correction_clicks(logits > 0, targets)
-            points = torch.cat([points, point[:, None]], dim=1)
-            labels = torch.cat([labels, label[:, None]], dim=1)
-            logits = model.decode(features, points, labels, mask_inputs=logits.unsqueeze(1),
-                                  multimask_output=False)[0][:, 0]
-            totals[k] += paired_iou(logits > 0, targets).sum().item()
-        box_logits = model.decode(features, boxes=scenes.boxes[rows, slots].to(device), multimask_output=False)[0]
-        totals[clicks] += paired_iou(box_logits[:, 0] > 0, targets).sum().item()
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(scene_index), batch_size):
+            rows, slots = scene_index[start:start + batch_size], slot[start:start + batch_size]
+            images = scenes.images[rows].to(device)
+            targets = scenes.masks[rows, slots].to(device)
+            features = model.encode(images)
+            points, labels = center_clicks(targets)[:, None], torch.ones(len(rows), 1, dtype=torch.int64, device=device)
+            masks, iou = model.decode(features, points, labels, multimask_output=True)
+            logits = select_best_mask(masks, iou)[0]
+            totals[0] += paired_iou(logits > 0, targets).sum().item()
+            for k in range(1, clicks):
+                point, label = correction_clicks(logits > 0, targets)
+                points = torch.cat([points, point[:, None]], dim=1)
+                labels = torch.cat([labels, label[:, None]], dim=1)
+                logits = model.decode(features, points, labels, mask_inputs=logits.unsqueeze(1),
+                                      multimask_output=False)[0][:, 0]
+                totals[k] += paired_iou(logits > 0, targets).sum().item()
+            box_logits = model.decode(features, boxes=scenes.boxes[rows, slots].to(device), multimask_output=False)[0]
+            totals[clicks] += paired_iou(box_logits[:, 0] > 0, targets).sum().item()
     means = (totals / max(len(scene_index), 1)).tolist()
     result = {f"click{k + 1}_miou": round(means[k], 4) for k in range(clicks)}
     result["box_miou"] = round(means[clicks], 4)

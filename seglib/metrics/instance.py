@@ -156,6 +156,10 @@ def coco_mask_ap(predictions: Sequence[dict], targets: Sequence[dict], iou_types
                          f"and {len(targets)}")
     if not targets:
         raise ValueError("targets must hold at least one image")
+    for i, (pred, target) in enumerate(zip(predictions, targets)):
+        if tuple(pred["masks"].shape[-2:]) != tuple(target["masks"].shape[-2:]):
+            raise ValueError(f"predictions[{i}] has masks of size {tuple(pred['masks'].shape[-2:])}, but targets[{i}] "
+                             f"of size {tuple(target['masks'].shape[-2:])}: predict on images of the targets' size")
     unknown = [t for t in iou_types if t not in ("segm", "bbox")]
     if unknown or not iou_types:
         raise ValueError(f"iou_types must be a non-empty subset of ('segm', 'bbox'), got {iou_types!r}")

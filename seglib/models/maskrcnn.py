@@ -123,7 +123,7 @@ def build_maskrcnn(
     Returns:
         A :class:`~torchvision.models.detection.MaskRCNN` with about 2.9 M
         parameters for the defaults. In train mode ``model(images, targets)``
-        returns the dict of losses (:data:`LOSS_NAMES`); in eval mode
+        returns the dict of its five losses; in eval mode
         ``model(images)`` returns one prediction dict per image.
     """
     _check_positive_ints("num_classes", num_classes)

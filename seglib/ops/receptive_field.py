@@ -1,6 +1,7 @@
 import torch
 from torch import nn
 
+from seglib.common import eval_mode
 from seglib.validation import check_positive_int
 
 
@@ -64,12 +65,8 @@ def empirical_receptive_field(model: nn.Module, input_size: int = 65, in_channel
     device = parameter.device if parameter is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(1, in_channels, input_size, input_size, generator=generator).to(device).requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model(x)
-    finally:
-        model.train(was_training)
     if isinstance(out, dict):
         out = out["out"]
     if out.dim() != 4:

@@ -29,10 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seglib.validation import check_int
-from seglib.validation import check_float_tensor
-from seglib.validation import check_image
-from seglib.validation import check_tensor
+from seglib.common import eval_mode
+from seglib.validation import check_float_tensor, check_image, check_int, check_tensor
 
 __all__ = ["TileGrid", "interior_agreement", "mirror_pad", "tile_grid", "tiled_predict"]
 
@@ -213,14 +211,10 @@ def tiled_predict(model: nn.Module, image: torch.Tensor, tile: int, overlap: int
     images = image[None] if single else image
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else images.device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         context = _context(model, tile, images.shape[1], device)
         grid = tile_grid(images.shape[-2], images.shape[-1], tile, overlap, context)
         logits = _blend(model, mirror_pad(images.to(device), grid.pad), grid, batch_size)
-    finally:
-        model.train(was_training)
     logits = logits.to(image.device)
     return logits[0] if single else logits
 

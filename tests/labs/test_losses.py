@@ -39,7 +39,7 @@ def test_class_weights_favour_the_tiny_class():
     assert float(weights.mean()) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", losses_lab.LOSS_NAMES)
+@pytest.mark.parametrize("name", losses_lab.LOSSES)
 def test_every_loss_gives_a_finite_scalar_with_gradients(name):
     logits, target = random_case()
     logits.requires_grad_(True)
@@ -131,7 +131,7 @@ def test_per_image_dice():
     pred[0, 0, 0] = 1
     pred[1, 1, 1] = 1
     assert losses_lab.per_image_dice(pred, target).tolist() == pytest.approx([2 / 3, 0.0, 1.0])
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="(same shape|must have shape)"):
         losses_lab.per_image_dice(pred[0], target[0])
 
 
@@ -144,7 +144,7 @@ def test_evaluator_returns_the_table_keys():
 
 def test_every_loss_has_a_zoo_entry_with_the_same_budget():
     entries = losses_lab.ZOO_ENTRIES
-    assert sorted(entries) == sorted(f"loss_{name}" for name in losses_lab.LOSS_NAMES)
+    assert sorted(entries) == sorted(f"loss_{name}" for name in losses_lab.LOSSES)
     assert len({(e.steps, e.batch_size, e.lr, e.seed, e.builder, str(e.kwargs)) for e in entries.values()}) == 1
 
 
