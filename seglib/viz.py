@@ -17,7 +17,7 @@ from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 from seglib.data.shapes import IGNORE_INDEX
 from seglib.metrics.masks import paired_iou
 from seglib.predictor import Prediction
-from seglib.validation import check_boxes, check_image, check_label_map, check_masks, check_same_size
+from seglib.validation import check_boxes, check_image, check_label_map, check_masks, check_same_size, check_tensor
 
 #: Okabe-Ito colours (name, RGB 0-255), in the order classes get them.
 PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -130,6 +130,10 @@ def overlay_boxes(image: torch.Tensor, boxes: torch.Tensor, captions: Sequence[s
 def show_points(points: torch.Tensor, point_labels: torch.Tensor, ax=None, size: float = 120):
     """Point prompts ``(N,2)`` (x,y) in pixels: foreground (1) green stars, background (0) red."""
     ax = ax or plt.gca()
+    check_tensor("points", points, "(N, 2) of (x, y) pixels", "float")
+    if points.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2) of (x, y) pixels, got {tuple(points.shape)}")
+    check_tensor("point_labels", point_labels, "(N,)", "int")
     points, point_labels = points.detach().cpu(), point_labels.detach().cpu()
     for value, face in ((1, "#009E73"), (0, "#D55E00")):
         chosen = points[point_labels == value]
@@ -151,6 +155,9 @@ def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: d
     Returns:
         The matplotlib figure.
     """
+    check_image("images", images, batched=True)
+    check_label_map("targets", targets)
+    check_same_size("targets", targets, "images", images)
     predictions = predictions or {}
     n = min(n, images.shape[0])
     columns = 2 + len(predictions)

@@ -24,19 +24,26 @@ import torch
 
 from seglib import checks, viz
 from seglib.data import batches, prompts
+from seglib.data import real
+from seglib.labs import fcn as fcn_lab
 from seglib.labs import losses as losses_lab
+from seglib.labs import mask_rcnn as mask_rcnn_lab
 from seglib.labs import sam as sam_lab
 from seglib.labs import upsampling as upsampling_lab
 from seglib.losses import AuxLoss, CombinedLoss, class_weights, cross_entropy, focal_loss, soft_dice_loss, tversky_loss
 from seglib.metrics import evaluation, instance, panoptic, semantic, video
 from seglib.metrics import masks as mask_metrics
 from seglib.models.deeplab import DeepLab
-from seglib.models.fcn import build_fcn
+from seglib.models.autoencoder import ConvAutoencoder
+from seglib.models.fcn import PatchClassifier, build_fcn
+from seglib.models.maskrcnn import build_maskrcnn
 from seglib.models.promptable import build_small_sam
 from seglib.models.unet import UNet
+from seglib.models.upsamplers import SuperResolver
 from seglib.ops import roi, tiling, upsampling
 from seglib.predictor import SmallSamPredictor, select_best_mask
 from seglib.tracking import track
+from seglib.widgets.prompts import PromptSession
 
 S = 16  # side of every test image
 C = 3  # classes of every test label map
@@ -193,6 +200,11 @@ def _predict(point_coords, point_labels):
     predictor = _predictor()
     predictor.set_image(torch.rand(3, S, S, generator=_gen()))
     return predictor.predict(point_coords, point_labels)
+
+
+def _maskrcnn():
+    torch.manual_seed(0)
+    return build_maskrcnn().eval()
 
 
 def _small_unet():
@@ -382,6 +394,47 @@ SPECS: dict[str, Spec] = {
                                               pairs=[("reconstructions", "images")]),
     "labs.sam.mask_losses": Spec(sam_lab.mask_losses, lambda: dict(logits=torch.randn(2, 3, S, S), targets=masks()),
                                  {"logits": "tensor", "targets": "masks"}),
+    "viz.show_image": Spec(viz.show_image, lambda: dict(image=image()), {"image": "image"}),
+    "viz.show_label_map": Spec(viz.show_label_map, lambda: dict(labels=labels(1)[0]), {"labels": "any_labels"}),
+    "viz.show_points": Spec(viz.show_points, lambda: dict(points=torch.tensor([[4.0, 5.0]]),
+                                                          point_labels=torch.tensor([1])),
+                            {"points": "points", "point_labels": "tensor"}),
+    "viz.show_predictions": Spec(viz.show_predictions, lambda: dict(images=images(), targets=labels()),
+                                 {"images": "images", "targets": "any_labels"}, pairs=[("images", "targets")]),
+    "labs.losses.per_image_dice": Spec(losses_lab.per_image_dice, lambda: dict(pred=labels(), target=labels()),
+                                       {"pred": "any_labels", "target": "any_labels"}, pairs=[("pred", "target")]),
+    "labs.losses.predict_labels": Spec(lambda images: losses_lab.predict_labels(_small_unet(), images),
+                                       lambda: dict(images=images()), {"images": "images"}),
+    "labs.fcn.sliding_window_scores": Spec(
+        lambda image: fcn_lab.sliding_window_scores(PatchClassifier(num_classes=C, patch_size=32,
+                                                                    widths=(4, 4, 4, 4, 4)), image, stride=16),
+        lambda: dict(image=torch.rand(3, 48, 48)), {"image": "image"}),
+    "labs.mask_rcnn.predict": Spec(lambda images: mask_rcnn_lab.predict(_maskrcnn(), images),
+                                   lambda: dict(images=torch.rand(1, 3, 32, 32)), {"images": "images"}),
+    "labs.sam.simulate_user": Spec(lambda image, target: sam_lab.simulate_user(_predictor(), image, target, clicks=2),
+                                   lambda: dict(image=image(), target=masks()[0]),
+                                   {"image": "image", "target": "mask"}, pairs=[("image", "target")]),
+    "metrics.fill_stuff": Spec(panoptic.fill_stuff, lambda: dict(semantic=labels(1)[0], stuff_ids=[0]),
+                               {"semantic": "any_labels"}),
+    "metrics.panoptic_from_instances": Spec(
+        panoptic.panoptic_from_instances,
+        lambda: dict(masks=masks(), labels=torch.tensor([1, 2]), scores=torch.tensor([0.9, 0.8]),
+                     stuff=torch.zeros(S, S, dtype=torch.long)),
+        {"masks": "masks", "labels": "tensor", "scores": "tensor", "stuff": "any_labels"},
+        pairs=[("masks", "stuff")]),
+    "data.real.trimap_to_labels": Spec(real.trimap_to_labels, lambda: dict(trimap=torch.randint(1, 4, (S, S))),
+                                       {"trimap": "tensor"}),
+    "ops.roi.sampling_points": Spec(roi.sampling_points, lambda: dict(box=torch.tensor([1.0, 1.0, 6.0, 6.0]),
+                                                                      output_size=2),
+                                    {"box": "box"}),
+    "widgets.PromptSession": Spec(lambda image: PromptSession(_predictor(), image), lambda: dict(image=image()),
+                                  {"image": "image"}),
+    "models.SmallSam.encode": Spec(lambda images: _predictor().model.encode(images),
+                                   lambda: dict(images=torch.rand(2, 3, 32, 32)), {"images": "net_input"}),
+    "models.ConvAutoencoder.forward": Spec(lambda x: ConvAutoencoder()(x), lambda: dict(x=images()),
+                                           {"x": "net_input"}),
+    "models.SuperResolver.forward": Spec(lambda x: SuperResolver("nearest", width=4)(x), lambda: dict(x=images()),
+                                         {"x": "net_input"}),
     # models, as students call them
     "models.UNet.forward": Spec(_unet_forward, lambda: dict(x=images()), {"x": "net_input"}),
     "models.FCN.forward": Spec(_fcn_forward, lambda: dict(x=torch.rand(2, 3, 32, 32)), {"x": "net_input"}),

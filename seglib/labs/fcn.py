@@ -26,7 +26,7 @@ from seglib.metrics.evaluation import scene_evaluator
 from seglib.models.fcn import VARIANTS, PatchClassifier
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_float_tensor, check_positive_int
+from seglib.validation import check_image, check_positive_int
 from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=64)
@@ -223,10 +223,7 @@ def sliding_window_scores(classifier: PatchClassifier, image: torch.Tensor, stri
     """
     if not isinstance(classifier, PatchClassifier):
         raise TypeError(f"classifier must be a PatchClassifier, got {type(classifier).__name__}")
-    if not isinstance(image, torch.Tensor) or image.dim() != 3:
-        raise ValueError(f"image must be a tensor (3,H,W), got "
-                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
-    check_float_tensor("image", image, "(3, H, W)")
+    check_image("image", image)
     check_positive_int("stride", stride)
     check_positive_int("batch_size", batch_size)
     size = classifier.patch_size

@@ -39,7 +39,7 @@ from seglib.predictor import select_best_mask
 from seglib.tracking import METHODS, track
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_masks, check_tensor
+from seglib.validation import check_image, check_masks, check_same_size, check_tensor
 from seglib.viz import highlight, overlay_boxes, show_image, show_points
 from seglib.zoo import Recipe
 
@@ -317,6 +317,9 @@ def simulate_user(predictor, image: torch.Tensor, target: torch.Tensor, clicks: 
     """
     if isinstance(clicks, bool) or not isinstance(clicks, int) or clicks < 1:
         raise ValueError(f"clicks must be an int >= 1, got {clicks!r}")
+    check_image("image", image, allow_uint8=True)
+    check_masks("target", target, "(H, W)")
+    check_same_size("target", target, "image", image)
     predictor.set_image(image)
     target = target.cpu()
     points, labels = center_clicks(target[None]), torch.ones(1, dtype=torch.int64)

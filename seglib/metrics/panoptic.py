@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from seglib.metrics.instance import _check_masks
+from seglib.validation import check_label_map, check_same_size, check_tensor
 
 
 def _check_panoptic(name: str, panoptic) -> torch.Tensor:
@@ -199,13 +200,12 @@ def panoptic_from_instances(masks: torch.Tensor, labels: torch.Tensor, scores: t
         (1-based), ``class * divisor`` for stuff.
     """
     _check_masks("masks", masks)
-    if not isinstance(stuff, torch.Tensor) or stuff.dim() != 2 or stuff.shape != masks.shape[1:]:
-        got = tuple(stuff.shape) if isinstance(stuff, torch.Tensor) else type(stuff).__name__
-        raise ValueError(f"stuff must be an int (H,W) map of shape {tuple(masks.shape[1:])}, got {got}")
-    for name, values in (("labels", labels), ("scores", scores)):
-        if not isinstance(values, torch.Tensor) or values.shape != masks.shape[:1]:
-            got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-            raise ValueError(f"{name} must have shape ({masks.shape[0]},), got {got}")
+    check_label_map("stuff", stuff, shape="(H, W)")
+    check_same_size("stuff", stuff, "masks", masks)
+    for name, values, kind in (("labels", labels, "int"), ("scores", scores, "float")):
+        check_tensor(name, values, "(N,)", kind)
+        if values.shape != masks.shape[:1]:
+            raise ValueError(f"{name} must have shape ({masks.shape[0]},), got {tuple(values.shape)}")
     if not 0 <= overlap_threshold <= 1:
         raise ValueError(f"overlap_threshold must be in [0, 1], got {overlap_threshold}")
     panoptic = stuff.long().cpu() * divisor

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.validation import check_int
+from seglib.validation import check_float_tensor, check_int
 
 __all__ = ["SuperResolver", "UPSAMPLING_KINDS", "transposed_padding", "upsample_layer"]
 
@@ -102,9 +102,7 @@ class SuperResolver(nn.Module):
         self.tail = nn.Conv2d(width, 3, 3, padding=1, padding_mode="replicate")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or x.shape[1] != 3:
-            got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a float tensor of shape (B, 3, H, W), got {got}")
+        check_float_tensor("x", x, "(B, 3, H, W)", 3)
         return self.tail(F.relu(self.up(F.relu(self.head(x)))))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from seglib.predictor import Prediction
+from seglib.validation import check_image
 from seglib.viz import highlight, overlay_boxes, to_uint8
 
 FOREGROUND_COLOUR = (0, 158, 115)
@@ -45,9 +46,7 @@ class PromptSession:
         for method in ("set_image", "predict"):
             if not callable(getattr(predictor, method, None)):
                 raise TypeError(f"predictor must have a {method}() method, got {type(predictor).__name__}")
-        if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-            got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-            raise ValueError(f"image must be a tensor (3,H,W), got {got}")
+        check_image("image", image, allow_uint8=True)
         self.predictor, self.image = predictor, image
         self.height, self.width = image.shape[-2:]
         self.points: list[tuple[float, float]] = []
