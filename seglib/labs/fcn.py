@@ -26,7 +26,7 @@ from seglib.metrics.evaluation import scene_evaluator
 from seglib.models.fcn import VARIANTS, PatchClassifier
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_image, check_positive_int
+from seglib.validation import check_choice, check_image, check_positive_int
 from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=64)
@@ -191,8 +191,7 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
     Returns:
         The :class:`~seglib.train.History`; the model ends in eval mode.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    check_choice("loss", loss, LOSSES)
     device = torch.device(device)
     batches = semantic_batches(CONFIG, batch_size, seed=seed, device=device)
     return train_loop(model.to(device), batches,

@@ -25,7 +25,7 @@ from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panopti
 from seglib.ops.roi import sampling_points, snap_boxes
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_boxes, check_image, check_int
+from seglib.validation import check_boxes, check_choice, check_image, check_int
 from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=128)
@@ -79,8 +79,7 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
     Returns:
         The :class:`~seglib.train.History` of the total loss.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    check_choice("loss", loss, LOSSES)
     return train_loop(model.to(device), detection_batches(CONFIG, batch_size, seed, device), log or LossLog(),
                       steps=steps, lr=lr, weight_decay=1e-4, grad_clip=1.0, forward=detection_forward, amp=False,
                       channels_last=False, evaluate=evaluate, eval_every=eval_every, progress=progress, desc=desc)

@@ -39,7 +39,7 @@ from seglib.predictor import select_best_mask
 from seglib.tracking import METHODS, track
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_image, check_masks, check_same_size, check_tensor
+from seglib.validation import check_choice, check_image, check_masks, check_same_size, check_tensor
 from seglib.viz import highlight, overlay_boxes, show_image, show_points
 from seglib.zoo import Recipe
 
@@ -257,8 +257,7 @@ def train(model: SmallSam, steps: int = 800, *, batch_size: int = 12, lr: float 
     Returns:
         The :class:`~seglib.train.History`; the model ends in eval mode.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    check_choice("loss", loss, LOSSES)
     device = torch.device(device)
     model.to(device)
     if evaluate is None and eval_every:
