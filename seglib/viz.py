@@ -133,7 +133,7 @@ def show_points(points: torch.Tensor, point_labels: torch.Tensor, ax=None, size:
     check_tensor("points", points, "(N, 2) of (x, y) pixels", "float")
     if points.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2) of (x, y) pixels, got {tuple(points.shape)}")
-    check_tensor("point_labels", point_labels, "(N,)", "int")
+    check_tensor("point_labels", point_labels, "(N,) of 1 (foreground) or 0 (background)", "number")
     points, point_labels = points.detach().cpu(), point_labels.detach().cpu()
     for value, face in ((1, "#009E73"), (0, "#D55E00")):
         chosen = points[point_labels == value]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from seglib.common import markdown_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PEAK_GPU_CELL = (
     "import json as _json, torch as _torch\n"
     "print('SEGLIB_PEAK_GPU_MB=' + _json.dumps(_torch.cuda.max_memory_allocated() / 2**20 "
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from seglib.env import profile
 
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if not paths:
+        parser.error(f"no notebooks to run in {ROOT / 'notebooks'}")
     results = {"profile": profile(), "machine": machine_name(), "date": time.strftime("%Y-%m-%d"),
                "notebooks": {}}
     for path in paths:

@@ -26,3 +26,7 @@ def test_markdown_table():
 def test_machine_name_is_file_safe():
     name = bench.machine_name()
     assert name and all(c.isalnum() or c == "-" for c in name)
+
+
+def test_the_default_run_finds_the_course_notebooks():
+    assert len(sorted((bench.ROOT / "notebooks").glob("0*.ipynb"))) == 7
