@@ -1,3 +1,15 @@
+"""Endless training batches: iterators of ``(inputs, targets)`` for :func:`seglib.train.train`.
+
+* :func:`semantic_batches`: generated scenes and their label maps ``(B,3,H,W)``, ``(B,H,W)``;
+* :func:`reconstruction_batches`: scenes as both input and target (autoencoders);
+* :func:`superresolution_batches`: scenes averaged down by a factor and the scenes;
+* :func:`random_batches`: random batches of images and label maps held in memory (real datasets).
+
+Generated batches are drawn from their own seeded generator on the given device.
+"""
+
+from __future__ import annotations
+
 from typing import Iterator
 
 import torch

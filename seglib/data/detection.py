@@ -1,3 +1,13 @@
+"""Detection data: torchvision Mask R-CNN targets and batches.
+
+* :func:`scene_targets`: ``{"boxes", "labels", "masks"}`` per generated scene;
+* :func:`detection_class_names`: the detector's class names for a :class:`~seglib.data.SceneConfig`;
+* :func:`detection_batches`: endless ``(images, targets)`` lists of generated scenes;
+* :func:`dataset_batches` and :func:`collate`: the same from a dataset of ``(image, target)`` pairs.
+"""
+
+from __future__ import annotations
+
 from typing import Iterator, Sequence
 
 import torch
@@ -43,7 +53,7 @@ def collate(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tens
 
 def detection_batches(config: SceneConfig, batch_size: int = 4, seed: int = 0,
                       device: torch.device | str = "cpu") -> Iterator[tuple[tuple[list, list], None]]:
-    """Endless training batches for :func:`seglib.train.train` with :func:`detection_forward`.
+    """Endless training batches for :func:`seglib.train.train` with :func:`seglib.labs.mask_rcnn.detection_forward`.
 
     Each item is ``((images, targets), None)``: ``images`` a list of ``B``
     float ``(3, H, W)`` tensors and ``targets`` the :func:`scene_targets` of

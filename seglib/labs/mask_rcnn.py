@@ -89,13 +89,13 @@ def scene_metrics(predictions: list[dict], scenes) -> dict[str, float]:
     """COCO mask and box AP, AP50, AP75 and panoptic quality of predictions on generated scenes.
 
     Args:
-        predictions: one dict per scene from :func:`seglib.models.maskrcnn.predict`.
+        predictions: one dict per scene from :func:`predict`.
         scenes: the :class:`~seglib.data.SceneBatch` they were made on.
 
     Returns:
         ``mask_ap``, ``mask_ap50``, ``mask_ap75``, ``box_ap``, ``box_ap50``,
         ``box_ap75``, ``pq``, ``sq``, ``rq`` (floats in [0, 1], 4 decimals).
-        PQ uses the true stuff (:func:`~seglib.models.maskrcnn.scene_panoptic`).
+        PQ uses the true stuff (:func:`scene_panoptic`).
     """
     coco = coco_mask_ap(predictions, scene_targets(scenes))
     metrics = {key: coco[key] for key in ("mask_ap", "mask_ap50", "mask_ap75", "box_ap", "box_ap50", "box_ap75")}
@@ -115,9 +115,9 @@ def scene_panoptic(predictions: Sequence[dict], scenes: SceneBatch, score_thresh
     """Panoptic maps of Mask R-CNN predictions on generated scenes, over the true stuff.
 
     Things come from the predictions (labels mapped back to scene class ids,
-    pasted by :func:`~seglib.metrics.instance.panoptic_from_instances`);
+    pasted by :func:`~seglib.metrics.panoptic.panoptic_from_instances`);
     stuff comes from the scenes' semantic maps, completed under the true
-    things by :func:`~seglib.metrics.instance.fill_stuff`. So the panoptic
+    things by :func:`~seglib.metrics.panoptic.fill_stuff`. So the panoptic
     quality of these maps judges the things only through Mask R-CNN.
 
     Args:

@@ -243,7 +243,7 @@ def train(model: SmallSam, steps: int = 800, *, batch_size: int = 12, lr: float 
     (``seglib.seed_everything``) before building the model for a repeatable run.
 
     Args:
-        model: a :class:`SmallSam` (:func:`build_small_sam`).
+        model: a :class:`SmallSam` (:func:`~seglib.models.promptable.build_small_sam`).
         steps: fixed number of optimisation steps.
         batch_size: scenes (one prompt each) per step.
         lr: peak learning rate of AdamW (cosine decay).

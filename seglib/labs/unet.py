@@ -79,7 +79,7 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
           progress: bool = True, desc: str = "training") -> History:
     """Train ``model`` in place on fresh generated scenes (``CONFIG``, 64 x 64) for ``steps`` steps.
 
-    The loss is :class:`~seglib.models.unet.AuxLoss` (cross entropy, plus
+    The loss is :class:`~seglib.losses.AuxLoss` (cross entropy, plus
     :data:`AUX_WEIGHT` times the auxiliary head's cross entropy when the model
     returns one). Batches come from ``seed``, so models trained with the same
     seed, steps and batch size see the same scenes.

@@ -70,7 +70,7 @@ class AuxLoss(nn.Module):
 
     ``outputs`` is either a logits tensor (then this is just ``loss``) or a
     dict with ``"out"`` and optionally ``"aux"`` logits, as returned by
-    :class:`UNet` with ``aux_head=True`` in training mode and by torchvision's
+    :class:`~seglib.models.unet.UNet` with ``aux_head=True`` in training mode and by torchvision's
     segmentation models with ``aux_loss=True``. Auxiliary logits at a lower
     resolution are upsampled bilinearly to the target's size first.
 

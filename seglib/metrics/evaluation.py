@@ -1,3 +1,14 @@
+"""Evaluating a segmentation model over a data set.
+
+* :class:`SegmentationMeter`: accumulates the dataset-level confusion matrix and
+  the per-image boundary F1 over batches;
+* :func:`evaluate_segmentation`: runs a model over images and label maps with it;
+* :func:`scene_evaluator`: ``model -> metrics`` on a fixed split of generated scenes,
+  as flat floats (:func:`flat_metrics`, the form the model zoo stores).
+"""
+
+from __future__ import annotations
+
 import math
 from typing import Any, Callable
 
@@ -25,7 +36,7 @@ class SegmentationMeter:
 
     The meter sums one confusion matrix over every batch (so ``miou`` is the
     dataset-level mIoU, not a mean of per-batch values) and keeps the sum and
-    count of per-image boundary F1 scores (see :func:`boundary_f1`).
+    count of per-image boundary F1 scores (see :func:`~seglib.metrics.semantic.boundary_f1`).
 
     Example::
 

@@ -1,18 +1,13 @@
-"""Instance and panoptic segmentation metrics.
+"""Instance segmentation metrics.
 
 * :func:`match_instances`: greedy matching of predicted to true masks at an
   IoU threshold, highest score first (the matching inside COCO's AP).
 * :func:`coco_mask_ap`: COCO's average precision with the official evaluator
   (pycocotools ``COCOeval``) for masks (``"segm"``) and boxes (``"bbox"``):
   AP averaged over IoU thresholds 0.50:0.05:0.95, AP50 and AP75.
-* :func:`panoptic_quality`: PQ = SQ x RQ (Kirillov et al., CVPR 2019) on
-  panoptic maps, with the same rules as ``torchmetrics.detection.PanopticQuality``.
-* :func:`panoptic_from_instances` and :func:`fill_stuff`: build a panoptic
-  prediction from instance masks pasted over a stuff map.
 
-Shapes: instance masks bool ``(N, H, W)``, boxes float ``(N, 4)`` xyxy in
-pixels, panoptic maps int64 ``(B, H, W)`` (or ``(H, W)``) holding
-``class_id * divisor + instance`` (``SceneBatch.panoptic`` uses divisor 1000).
+Panoptic quality is in :mod:`seglib.metrics.panoptic`. Shapes: instance masks
+bool ``(N, H, W)``, boxes float ``(N, 4)`` xyxy in pixels.
 """
 
 from __future__ import annotations

@@ -1,3 +1,12 @@
+"""Overlap of instance masks and boxes.
+
+* :func:`mask_iou`: IoU of every pair of two stacks of masks, ``(N, M)``;
+* :func:`box_iou`: the same for xyxy boxes;
+* :func:`paired_iou`: IoU of the masks at the same index, ``(N,)`` (promptable models).
+"""
+
+from __future__ import annotations
+
 import torch
 import torchvision
 

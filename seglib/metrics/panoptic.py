@@ -1,3 +1,17 @@
+"""Panoptic segmentation: its quality and panoptic maps built from instances.
+
+* :func:`panoptic_quality`: PQ = SQ x RQ (Kirillov et al., CVPR 2019) on panoptic
+  maps, with the same rules as ``torchmetrics.detection.PanopticQuality``;
+* :func:`panoptic_pairs`: a map as ``(class, instance)`` pairs (torchmetrics' format);
+* :func:`fill_stuff` and :func:`panoptic_from_instances`: a panoptic prediction
+  from instance masks pasted over a stuff map.
+
+Panoptic maps are int64 ``(B, H, W)`` (or ``(H, W)``) holding ``class_id * divisor + instance``
+(``SceneBatch.panoptic`` uses divisor 1000).
+"""
+
+from __future__ import annotations
+
 from typing import Collection
 
 import numpy as np

@@ -14,8 +14,8 @@ A class that appears neither in the target nor in the prediction has
 ``0 / 0``: its IoU and Dice are NaN and the means skip it.
 
 The boundary F1 score looks only at region outlines, where masks from
-low-resolution decoders are usually wrong; :class:`SegmentationMeter`
-accumulates all of these over batches and :func:`evaluate_segmentation` runs a
+low-resolution decoders are usually wrong; :class:`~seglib.metrics.evaluation.SegmentationMeter`
+accumulates all of these over batches and :func:`~seglib.metrics.evaluation.evaluate_segmentation` runs a
 model over a data set with it.
 
 Shapes: label maps are integer ``(B, H, W)`` (a single ``(H, W)`` map is

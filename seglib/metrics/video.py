@@ -1,3 +1,8 @@
+"""Video object segmentation: the region similarity J of DAVIS, frame by frame.
+"""
+
+from __future__ import annotations
+
 import torch
 
 from seglib.metrics.masks import paired_iou

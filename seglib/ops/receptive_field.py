@@ -1,3 +1,12 @@
+"""Receptive fields, computed from the layers and measured by back-propagation.
+
+* :func:`receptive_field`: size and stride of a stack of convolutions and poolings, from their settings;
+* :func:`empirical_receptive_field`: the input pixels that reach an output pixel, read
+  off the gradient of that pixel (dilations and padding included).
+"""
+
+from __future__ import annotations
+
 import torch
 from torch import nn
 
