@@ -213,6 +213,11 @@ class SceneBatch:
         return torch.where(self.valid.any(dim=1), label, torch.full_like(label, -1))
 
 
+def _areas(masks: torch.Tensor) -> torch.Tensor:
+    """Pixel counts int32 ``(B, N)`` of bool masks ``(B, N, H, W)`` (summed as bytes: twice as fast as bool)."""
+    return masks.flatten(2).view(torch.uint8).sum(dim=2, dtype=torch.int32)
+
+
 def _generate_chunk(config: SceneConfig, batch: int, generator, device) -> SceneBatch:
     size, slots = config.size, max(config.max_objects, 1)
     n_stuff = len(config.stuff_names)
@@ -231,8 +236,8 @@ def _generate_chunk(config: SceneConfig, batch: int, generator, device) -> Scene
     colour = _uniform((batch, slots, 3), 0.05, 0.95, generator, device)
 
     full = _shape_masks(kind, cx, cy, diameter, angle, aspect, size) & valid[..., None, None]
-    full_area = full.flatten(2).sum(dim=2)
-    visible_area = _visible(full).flatten(2).sum(dim=2)
+    full_area = _areas(full)
+    visible_area = _areas(_visible(full))
     keep = valid & (full_area >= 4) & (visible_area >= config.min_visible * full_area)
     masks = _visible(full & keep[..., None, None])
 

@@ -62,7 +62,7 @@ def test_sliding_window_agrees_with_dense_pass(classifier):
         window = classifier(padded[:, :, 4:20, 8:24])[0]  # centred on pixel (row 4, column 8)
     assert torch.allclose(scores[:, 1, 2], window, atol=1e-5)
     assert sliding_window_scores(classifier, image).shape == (5, 16, 16)
-    with pytest.raises(ValueError, match="image must be a tensor"):
+    with pytest.raises(ValueError, match=r"image must be one image \(3, H, W\), got a batch"):
         sliding_window_scores(classifier, image[None])
 
 

@@ -85,7 +85,7 @@ def test_predict_and_panoptic(model):
     assert panoptic_quality(panoptic, scenes.panoptic, SMALL.thing_ids, SMALL.stuff_ids)["pq"] == 1.0
     with pytest.raises(ValueError, match="one dict per scene"):
         lab.scene_panoptic(perfect[:1], scenes)
-    with pytest.raises(ValueError, match="images must be float"):
+    with pytest.raises(TypeError, match="images must be a float image tensor"):
         lab.predict(model, scenes.semantic)
 
 
