@@ -2,7 +2,7 @@
 
 A wrong *type* raises ``TypeError``; a wrong *value*, range or shape raises
 ``ValueError``. Every message names the argument, says what was expected and
-what came: ``"stride must be an int >= 1, got 0"``. Public functions validate
+what came: ``"stride must be a positive int, got 0"``. Public functions validate
 where students call in (ops, losses, metrics, checks, widgets, predictors,
 data generators, zoo); internal builders document their preconditions.
 """
@@ -39,6 +39,23 @@ def check_int(name: str, value: object, minimum: int | None = 1, maximum: int | 
 def check_positive_int(name: str, value: object) -> int:
     """:func:`check_int` with ``minimum=1``."""
     return check_int(name, value, 1)
+
+
+def check_ints(name: str, values: object, length: int | None = None, minimum: int | None = 1) -> tuple[int, ...]:
+    """Return ``values`` as a tuple if it is a non-empty list or tuple of ints >= ``minimum`` (of ``length``)."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list or tuple of ints, got {type(values).__name__} {values!r}")
+    if not values or (length is not None and len(values) != length):
+        expected = f"{length} ints" if length is not None else "at least one int"
+        raise ValueError(f"{name} must hold {expected}, got {len(values)}: {values!r}")
+    return tuple(check_int(f"{name}[{i}]", value, minimum) for i, value in enumerate(values))
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``; else raise ``TypeError`` naming ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import torch
 
 from seglib.data.shapes import SceneBatch, SceneConfig, scene_stream
-from seglib.models.maskrcnn import _check_positive_ints
+from seglib.validation import check_int
 
 
 def detection_class_names(config: SceneConfig) -> tuple[str, ...]:
@@ -72,7 +72,7 @@ def dataset_batches(dataset, batch_size: int = 2, seed: int = 0,
     Same format as :func:`detection_batches`; each epoch visits every item
     once in a new seeded order, and the batch is moved to ``device``.
     """
-    _check_positive_ints("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     if len(dataset) < batch_size:
         raise ValueError(f"batch_size {batch_size} exceeds the {len(dataset)} items of the dataset")
     generator = torch.Generator().manual_seed(seed)

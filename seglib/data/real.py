@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seglib import common
 from seglib.data.shapes import IGNORE_INDEX
-from seglib.validation import check_choice, check_int
+from seglib.validation import check_bool, check_choice, check_int
 
 __all__ = [
     "OxfordPetSegmentation",
@@ -61,12 +61,6 @@ def _check_root(root: object) -> Path:
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a folder path (str or pathlib.Path) or None, got {type(root).__name__}")
     return Path(root)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return value
 
 
 def trimap_to_labels(trimap: torch.Tensor) -> torch.Tensor:
@@ -113,7 +107,7 @@ class OxfordPetSegmentation(Dataset):
         check_choice("split", split, ("trainval", "test"))
         self.size = check_int("size", size, 8)
         self.root = _check_root(root)
-        _check_bool("download", download)
+        check_bool("download", download)
         self.pets = OxfordIIITPet(str(self.root), split=split, target_types="segmentation", download=download)
 
     def __len__(self) -> int:
@@ -335,7 +329,7 @@ def load_penn_fudan(split: str = "train", root: str | Path | None = None, downlo
     if max_side is not None:
         check_int("max_side", max_side, 8)
     root = _check_root(root)
-    _check_bool("download", download)
+    check_bool("download", download)
     if not isinstance(url, str):
         raise TypeError(f"url must be a str such as https://... or file://..., got {type(url).__name__}")
     try:

@@ -35,18 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.models.unet import ConvBlock
-from seglib.validation import check_positive_int
+from seglib.validation import check_ints, check_positive_int
 
 __all__ = ["ASPP", "AtrousBackbone", "DeepLab"]
 
 OUTPUT_STRIDES = (4, 8, 16)
-
-
-def _check_ints(name: str, values: object, length: int | None = None) -> tuple[int, ...]:
-    if not isinstance(values, (tuple, list)) or not values or (length is not None and len(values) != length):
-        size = f"{length} " if length is not None else "a non-empty sequence of "
-        raise ValueError(f"{name} must be {size}positive ints, got {values!r}")
-    return tuple(check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1,
@@ -78,7 +71,7 @@ class AtrousBackbone(nn.Module):
 
     def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), output_stride: int = 8, in_channels: int = 3):
         super().__init__()
-        widths = _check_ints("widths", widths, 4)
+        widths = check_ints("widths", widths, 4)
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
         check_positive_int("in_channels", in_channels)
@@ -124,7 +117,7 @@ class ASPP(nn.Module):
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_positive_int("out_channels", out_channels)
-        self.rates = _check_ints("rates", rates)
+        self.rates = check_ints("rates", rates)
         self.branches = nn.ModuleList([_conv_bn_relu(in_channels, out_channels, 1)] +
                                       [_conv_bn_relu(in_channels, out_channels, 3, rate) for rate in self.rates])
         self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=False),

@@ -51,17 +51,9 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from seglib.validation import check_int, check_ints
+
 __all__ = ["PlainBackbone", "build_maskrcnn", "replace_predictors"]
-
-
-def _check_positive_ints(name: str, values, length: int | None = None) -> tuple[int, ...]:
-    values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-    if length is not None and len(values) != length:
-        raise ValueError(f"{name} must have {length} entries, got {len(values)}: {values!r}")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must hold positive ints, got {values!r}")
-    return values
 
 
 class PlainBackbone(nn.Sequential):
@@ -76,7 +68,7 @@ class PlainBackbone(nn.Sequential):
     """
 
     def __init__(self, widths: Sequence[int] = (32, 48, 96, 192, 256)) -> None:
-        widths = _check_positive_ints("widths", widths)
+        widths = check_ints("widths", widths)
         stages = OrderedDict()
         channels = 3
         for i, width in enumerate(widths, start=1):
@@ -126,15 +118,15 @@ def build_maskrcnn(
         returns the dict of its five losses; in eval mode
         ``model(images)`` returns one prediction dict per image.
     """
-    _check_positive_ints("num_classes", num_classes)
+    check_int("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(f"num_classes counts the background too and must be >= 2, got {num_classes}")
-    widths = _check_positive_ints("widths", widths, 5)
-    anchor_sizes = _check_positive_ints("anchor_sizes", anchor_sizes, 5)
+    widths = check_ints("widths", widths, 5)
+    anchor_sizes = check_ints("anchor_sizes", anchor_sizes, 5)
     for name, value in (("fpn_channels", fpn_channels), ("image_size", image_size), ("mask_convs", mask_convs),
                         ("box_width", box_width), ("rois_per_image", rois_per_image),
                         ("rpn_anchors_per_image", rpn_anchors_per_image)):
-        _check_positive_ints(name, value)
+        check_int(name, value)
     if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int) or sampling_ratio < 0:
         raise ValueError(f"sampling_ratio must be an int >= 0, got {sampling_ratio!r}")
 
@@ -175,7 +167,7 @@ def replace_predictors(model: MaskRCNN, num_classes: int) -> MaskRCNN:
     """
     if not isinstance(model, MaskRCNN):
         raise TypeError(f"model must be a torchvision MaskRCNN, got {type(model).__name__}")
-    _check_positive_ints("num_classes", num_classes)
+    check_int("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(f"num_classes counts the background too and must be >= 2, got {num_classes}")
     heads = model.roi_heads

@@ -42,18 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.validation import check_positive_int
+from seglib.validation import check_choice, check_positive_int
 
 __all__ = ["BLOCKS", "ConvBlock", "DecoderBlock", "PADDINGS", "UNet", "center_crop"]
 
 PADDINGS = ("same", "valid")
 BLOCKS = ("plain", "residual")
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
 
 
 def _check_features(name: str, x: object, channels: int | None = None) -> torch.Tensor:
@@ -110,7 +104,7 @@ class ConvBlock(nn.Module):
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_positive_int("out_channels", out_channels)
-        _check_choice("padding", padding, PADDINGS)
+        check_choice("padding", padding, PADDINGS)
         check_positive_int("stride", stride)
         check_positive_int("dilation", dilation)
         if padding == "valid" and (stride != 1 or dilation != 1):
@@ -202,8 +196,8 @@ class UNet(nn.Module):
         if depth < 2:
             raise ValueError(f"depth must be at least 2 (one pooling), got {depth}")
         check_positive_int("base_width", base_width)
-        _check_choice("padding", padding, PADDINGS)
-        _check_choice("block", block, BLOCKS)
+        check_choice("padding", padding, PADDINGS)
+        check_choice("block", block, BLOCKS)
         self.num_classes, self.in_channels, self.depth = num_classes, in_channels, depth
         self.padding, self.block = padding, block
         self.widths = tuple(base_width * 2 ** i for i in range(depth))

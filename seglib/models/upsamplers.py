@@ -27,17 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.validation import check_float_tensor, check_int
+from seglib.validation import check_choice, check_float_tensor, check_int
 
 __all__ = ["SuperResolver", "UPSAMPLING_KINDS", "transposed_padding", "upsample_layer"]
 
 UPSAMPLING_KINDS = ("transposed", "nearest", "bilinear")
-
-
-def _check_kind(kind: object) -> str:
-    if kind not in UPSAMPLING_KINDS:
-        raise ValueError(f"kind must be one of {UPSAMPLING_KINDS}, got {kind!r}")
-    return kind
 
 
 def transposed_padding(kernel_size: int, scale: int) -> tuple[int, int]:
@@ -64,7 +58,7 @@ def upsample_layer(kind: str, in_channels: int, out_channels: int, kernel_size: 
         kernel_size: side of the learned kernel.
         scale: integer upsampling factor, at least 2.
     """
-    _check_kind(kind)
+    check_choice("kind", kind, UPSAMPLING_KINDS)
     check_int("in_channels", in_channels)
     check_int("out_channels", out_channels)
     check_int("kernel_size", kernel_size)
@@ -95,7 +89,7 @@ class SuperResolver(nn.Module):
 
     def __init__(self, kind: str = "transposed", width: int = 32, kernel_size: int = 3, scale: int = 2):
         super().__init__()
-        self.kind = _check_kind(kind)
+        self.kind = check_choice("kind", kind, UPSAMPLING_KINDS)
         check_int("width", width)
         self.head = nn.Conv2d(3, width, 3, padding=1, padding_mode="replicate")
         self.up = upsample_layer(kind, width, width, kernel_size, scale)

@@ -29,7 +29,7 @@ def test_default_model_size_and_heads():
     assert model.rpn._post_nms_top_n == {"training": 100, "testing": 50}
     assert len(heads.mask_head) == 2 and heads.mask_roi_pool.sampling_ratio == 1
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules())
-    with pytest.raises(ValueError, match="widths must have 5"):
+    with pytest.raises(ValueError, match="widths must hold 5 ints"):
         mrcnn.build_maskrcnn(widths=(8, 16))
     with pytest.raises(ValueError, match="num_classes"):
         mrcnn.build_maskrcnn(num_classes=1)
