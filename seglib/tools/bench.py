@@ -3,9 +3,11 @@
 ``python -m seglib.tools.bench`` (``make bench``) runs each notebook of
 ``notebooks/`` with nbclient in the active profile, each in its own process,
 and writes ``bench/results/<profile>-<machine>.json`` with, per notebook, the
-wall time, the kernel's peak host memory, the peak GPU memory and the headline
-metrics the notebook recorded with :func:`seglib.report.record`. It then
-prints the table as Markdown (the format of ``BENCHMARKS.md``).
+wall time, the kernel's peak host memory, the peak GPU memory, the headline
+metrics the notebook recorded with :func:`seglib.report.record` and its claims
+ledger (:func:`seglib.report.claim`). It then prints the table and each
+notebook's ledger as Markdown (the format of ``BENCHMARKS.md``). Run on a subset
+of the notebooks, it updates their rows of an existing results file.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def run_notebook(path: Path, timeout: int = 1800) -> dict:
     """Execute one notebook in this process's child kernel and measure it.
 
     Returns a dict with ``wall_s``, ``peak_host_mb`` (kernel's peak resident
-    memory), ``peak_gpu_mb`` and ``metrics`` (what the notebook recorded).
+    memory), ``peak_gpu_mb``, ``metrics`` and ``claims`` (what the notebook recorded).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -72,7 +74,7 @@ def run_notebook(path: Path, timeout: int = 1800) -> dict:
         start = time.perf_counter()
         client.execute()
         wall = time.perf_counter() - start
-        metrics = json.loads(report_path.read_text())["metrics"] if report_path.exists() else {}
+        report = json.loads(report_path.read_text()) if report_path.exists() else {}
     peak_gpu = 0.0
     for output in nb.cells[-1].get("outputs", []):
         match = re.search(r"SEGLIB_PEAK_GPU_MB=([0-9.eE+-]+)", output.get("text", ""))
@@ -81,7 +83,7 @@ def run_notebook(path: Path, timeout: int = 1800) -> dict:
     # The kernel was a child of this process and has exited: its peak RSS (KiB on Linux).
     peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"wall_s": round(wall, 1), "peak_host_mb": round(peak_host), "peak_gpu_mb": round(peak_gpu),
-            "metrics": metrics}
+            "metrics": report.get("metrics", {}), "claims": report.get("claims", {})}
 
 
 def results_table(results: dict) -> str:
@@ -92,6 +94,20 @@ def results_table(results: dict) -> str:
     header = ["notebook", "wall time (s)", "peak host memory (MB)", "peak GPU memory (MB)", "headline metrics"]
     return (f"Profile `{results['profile']}` on {results['machine']} ({results['date']}), "
             f"total {results['total_s']:.0f} s\n\n" + markdown_table(header, rows, align="lrrrl"))
+
+
+def ledger_tables(results: dict) -> str:
+    """Each notebook's claims ledger (claim, statement, measured, interval, threshold, holds) as Markdown."""
+    from seglib.report import Claim, ledger
+
+    parts = []
+    for name, row in results["notebooks"].items():
+        claims = {key: Claim(c["statement"], c["measured"], c["threshold"], c["relation"],
+                             tuple(c["interval"]) if c["interval"] is not None else None)
+                  for key, c in row.get("claims", {}).items()}
+        if claims:
+            parts.append(f"### {name}\n\n" + ledger(claims))
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no notebooks to run in {ROOT / 'notebooks'}")
     results = {"profile": profile(), "machine": machine_name(), "date": time.strftime("%Y-%m-%d"),
                "notebooks": {}}
+    target = args.out / f"{results['profile']}-{results['machine']}.json"
+    if args.notebooks and target.exists():  # a subset updates its rows of the existing file
+        results["notebooks"] = json.loads(target.read_text())["notebooks"]
     for path in paths:
         print(f"running {path.name} ...", flush=True)
         done = subprocess.run([sys.executable, "-m", "seglib.tools.bench", "--one", str(path)],
@@ -120,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
             raise SystemExit(f"{path.name} failed to execute (exit code {done.returncode})")
         results["notebooks"][path.stem] = json.loads(line.split("=", 1)[1])
+    results["notebooks"] = dict(sorted(results["notebooks"].items()))
     results["total_s"] = sum(r["wall_s"] for r in results["notebooks"].values())
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"{results['profile']}-{results['machine']}.json"
     target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(results_table(results))
+    print("\n## Claims ledger\n\n" + ledger_tables(results))
     print(f"\nwritten to {target}")
     return 0
 

@@ -7,11 +7,13 @@ from seglib.tools import bench
 
 def test_run_notebook_measures_time_memory_and_metrics(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("from seglib import report\nreport.record('answer', 42)")]
+    nb.cells = [nbformat.v4.new_code_cell("from seglib import report\nreport.record('answer', 42)\n"
+                                          "report.claim('big', 'the answer is big', 42, 10)")]
     path = tmp_path / "tiny.ipynb"
     nbformat.write(nb, path)
     row = bench.run_notebook(path, timeout=120)
     assert row["metrics"] == {"answer": 42.0}
+    assert row["claims"]["big"]["holds"] and row["claims"]["big"]["measured"] == 42.0
     assert row["wall_s"] >= 0 and row["peak_host_mb"] > 10 and row["peak_gpu_mb"] >= 0
 
 
@@ -30,3 +32,12 @@ def test_machine_name_is_file_safe():
 
 def test_the_default_run_finds_the_course_notebooks():
     assert len(sorted((bench.ROOT / "notebooks").glob("0*.ipynb"))) == 7
+
+
+def test_ledger_tables():
+    claim = {"statement": "skips help", "measured": 0.2, "threshold": 0.0, "relation": ">",
+             "interval": [0.1, 0.3], "holds": True}
+    results = {"notebooks": {"02_fcn": {"claims": {"fcn.skips": claim}}, "00_overview": {"claims": {}}}}
+    text = bench.ledger_tables(results)
+    assert "### 02_fcn" in text and "00_overview" not in text
+    assert "| fcn.skips | skips help | 0.2 | [0.1, 0.3] | > 0 | yes |" in text

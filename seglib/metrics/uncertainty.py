@@ -1,0 +1,166 @@
+"""How sure is a measurement? Intervals over seeds and over test scenes.
+
+* :func:`seed_estimate`: mean of a metric over training seeds, with a
+  Student-t interval (few seeds give a wide one, as they should);
+* :func:`scene_scores`: a model's per-scene confusion matrices and boundary F1
+  on a test set, the raw material of the bootstrap;
+* :func:`metric_estimate` and :func:`difference_estimate`: a dataset-level
+  metric, or the paired difference of two models on the same scenes, with a
+  percentile bootstrap interval over the test scenes.
+
+A difference between two models is only a difference when its interval
+excludes 0; otherwise it is a tie.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from seglib.common import eval_mode
+from seglib.metrics.evaluation import _logits_of, _model_device
+from seglib.metrics.semantic import _boundary_f1_per_image, _confusion_matrices, mean_iou
+from seglib.validation import check_image, check_int, check_label_map
+
+METRICS = ("miou", "boundary_f1")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured value and its interval ``(low, high)`` at ``level`` (e.g. 0.95)."""
+
+    value: float
+    low: float
+    high: float
+    level: float = 0.95
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies wholly on one side of 0 (a difference, not a tie)."""
+        return self.low > 0 or self.high < 0
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+@dataclass(frozen=True)
+class SceneScores:
+    """Per-scene scores of one model: int64 ``confusion (N, C, C)``, float ``boundary_f1 (N,)`` (NaN: undefined)."""
+
+    confusion: torch.Tensor
+    boundary_f1: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.confusion.shape[0]
+
+    def metric(self, name: str, index: torch.Tensor | None = None) -> float:
+        """Dataset-level ``"miou"`` (pooled confusion) or mean ``"boundary_f1"`` over scenes ``index``."""
+        if name not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {name!r}")
+        index = torch.arange(len(self)) if index is None else index
+        if name == "miou":
+            return mean_iou(self.confusion[index].sum(dim=0))
+        scores = self.boundary_f1[index]
+        return float(scores[~torch.isnan(scores)].mean())
+
+
+def _check_level(level: object) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    return float(level)
+
+
+def seed_estimate(values: Sequence[float], level: float = 0.95) -> Estimate:
+    """Mean of ``values`` (one per seed, at least 2) with a Student-t interval at ``level``."""
+    from scipy.stats import t
+
+    level = _check_level(level)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) < 2:
+        raise ValueError(f"values must be a sequence of at least 2 numbers (one per seed), got {values!r}")
+    data = torch.as_tensor([float(v) for v in values], dtype=torch.float64)
+    if not torch.isfinite(data).all():
+        raise ValueError(f"values must be finite, got {data.tolist()}")
+    mean, n = float(data.mean()), data.numel()
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * float(data.std()) / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, level)
+
+
+def scene_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                 batch_size: int = 64, boundary_tolerance: int = 2, ignore_index: int | None = 255) -> SceneScores:
+    """Run ``model`` (logits ``(B, C, H, W)`` or a dict with ``"out"``) over ``images (N, 3, H, W)``.
+
+    Returns the :class:`SceneScores` of the argmax prediction against ``labels (N, H, W)``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_image("images", images, batched=True)
+    check_label_map("labels", labels, num_classes, ignore_index, "(N, H, W)", ndim=3)
+    if labels.shape[0] != images.shape[0] or labels.shape[1:] != images.shape[2:]:
+        raise ValueError(f"labels must have shape {(images.shape[0], *images.shape[2:])} to match images "
+                         f"{tuple(images.shape)}, got {tuple(labels.shape)}")
+    check_int("batch_size", batch_size, 1)
+    check_int("boundary_tolerance", boundary_tolerance, 0)
+    device = _model_device(model)
+    confusions, boundaries = [], []
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            pred = _logits_of(model(images[start:start + batch_size].to(device))).argmax(dim=1).cpu()
+            target = labels[start:start + batch_size]
+            confusions.append(_confusion_matrices(pred, target, num_classes, ignore_index))
+            boundaries.append(_boundary_f1_per_image(pred, target, num_classes, boundary_tolerance, ignore_index))
+    return SceneScores(torch.cat(confusions), torch.cat(boundaries))
+
+
+def bootstrap_interval(statistic: Callable[[torch.Tensor], float], n: int, *, level: float = 0.95,
+                       resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(index)`` over ``n`` items resampled with replacement.
+
+    ``statistic`` receives an int64 index tensor ``(n,)`` and returns a float.
+    """
+    if not callable(statistic):
+        raise TypeError(f"statistic must be callable index -> float, got {type(statistic).__name__}")
+    check_int("n", n, 1)
+    check_int("resamples", resamples, 10)
+    level = _check_level(level)
+    generator = torch.Generator().manual_seed(seed)
+    draws = torch.tensor([statistic(torch.randint(n, (n,), generator=generator)) for _ in range(resamples)])
+    tail = (1 - level) / 2
+    low, high = torch.quantile(draws.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return low, high
+
+
+def _check_scores(name: str, value: object) -> SceneScores:
+    if not isinstance(value, SceneScores):
+        raise TypeError(f"{name} must be SceneScores (from scene_scores), got {type(value).__name__}")
+    return value
+
+
+def metric_estimate(scores: SceneScores, metric: str = "miou", level: float = 0.95, resamples: int = 1000,
+                    seed: int = 0) -> Estimate:
+    """``metric`` (``"miou"`` or ``"boundary_f1"``) of ``scores`` with a bootstrap interval over scenes."""
+    scores = _check_scores("scores", scores)
+    value = scores.metric(metric)
+    low, high = bootstrap_interval(lambda index: scores.metric(metric, index), len(scores), level=level,
+                                   resamples=resamples, seed=seed)
+    return Estimate(value, min(low, value), max(high, value), level)
+
+
+def difference_estimate(a: SceneScores, b: SceneScores, metric: str = "miou", level: float = 0.95,
+                        resamples: int = 1000, seed: int = 0) -> Estimate:
+    """``metric(a) - metric(b)`` on the same scenes, with a paired bootstrap interval over scenes."""
+    a, b = _check_scores("a", a), _check_scores("b", b)
+    if a.confusion.shape != b.confusion.shape:
+        raise ValueError(f"a and b must score the same scenes and classes, got {tuple(a.confusion.shape)} "
+                         f"and {tuple(b.confusion.shape)}")
+    value = a.metric(metric) - b.metric(metric)
+    low, high = bootstrap_interval(lambda index: a.metric(metric, index) - b.metric(metric, index), len(a),
+                                   level=level, resamples=resamples, seed=seed)
+    return Estimate(value, min(low, value), max(high, value), level)
