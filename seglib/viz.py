@@ -212,31 +212,70 @@ def colourize_panoptic(panoptic: torch.Tensor, divisor: int = 1000) -> torch.Ten
     return (rgb * shade).round().clamp(0, 255).to(torch.uint8)
 
 
-def show_task_ladder(scenes, i: int = 0, size: float = 2.6):
-    """The six tasks of the lecture on scene ``i`` of a :class:`SceneBatch`.
+def draw_boxes(ax, boxes: torch.Tensor, captions: Sequence[str] | None = None, labels: torch.Tensor | None = None,
+               fontsize: float = 10, linewidth: float = 2.5):
+    """Draw xyxy boxes float ``(N, 4)`` (pixels) on the image shown in ``ax``, with legible captions.
 
-    Classification, classification + localisation, semantic segmentation,
-    object detection, instance segmentation and panoptic segmentation, in one
-    row of panels. Returns the figure.
+    Each box is drawn in its class colour (``labels (N,)``, else an instance
+    colour) over a thin black outline, so it stays visible on any background.
+    Each caption sits on a white label just inside a corner of its box, the
+    first corner that does not cover an earlier caption. Returns the axes.
+    """
+    from matplotlib.patches import Rectangle
+
+    check_boxes("boxes", boxes)
+    boxes = boxes.detach().float().cpu()
+    keys = labels.tolist() if labels is not None else range(boxes.shape[0])
+    height, width = (abs(v) for v in (ax.get_ylim()[0] - ax.get_ylim()[1], ax.get_xlim()[1] - ax.get_xlim()[0]))
+    # Caption size in data pixels: points -> inches -> share of the axes -> data units.
+    box_inches = ax.get_window_extent().transformed(ax.figure.dpi_scale_trans.inverted())
+    per_point = width / (box_inches.width * 72)
+    placed: list[tuple[float, float, float, float]] = []
+    for k, (x1, y1, x2, y2) in zip(keys, boxes.tolist()):
+        rgb = [c / 255 for c in (colour(int(k)) if labels is not None else INSTANCE_PALETTE[k % len(INSTANCE_PALETTE)])]
+        for edge, lw in (("black", linewidth + 1.5), (rgb, linewidth)):
+            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=edge, linewidth=lw))
+        if not captions:
+            continue
+        text = captions[len(placed)]
+        w, h = (len(text) * 0.6 + 0.6) * fontsize * per_point, 1.5 * fontsize * per_point
+        corners = [(x1, y1), (x1, y2 - h), (x2 - w, y1), (x2 - w, y2 - h)]
+        spots = [(min(max(x, 0), width - w), min(max(y, 0), height - h)) for x, y in corners]
+        free = [s for s in spots if not any(s[0] < px + pw and px < s[0] + w and s[1] < py + ph and py < s[1] + h
+                                            for px, py, pw, ph in placed)]
+        x, y = (free or spots)[0]
+        placed.append((x, y, w, h))
+        ax.text(x, y, text, fontsize=fontsize, va="top", ha="left", color="black",
+                bbox=dict(facecolor="white", edgecolor=rgb, linewidth=1.5, alpha=0.9, pad=1.5))
+    return ax
+
+
+def show_task_ladder(scenes, i: int = 0, size: float = 2.6):
+    """The six tasks of the lecture on scene ``i`` of a :class:`SceneBatch`, in two rows of three.
+
+    Classification, classification + localisation and semantic segmentation;
+    object detection, instance segmentation (each instance in its own colour
+    over a dimmed image) and panoptic segmentation. Returns the figure.
     """
     names = scenes.config.class_names
     image = scenes.images[i]
     inst = scenes.instances(i)
     label = int(scenes.scene_labels[i])
-    largest = int(inst["masks"].flatten(1).sum(1).argmax()) if len(inst["labels"]) else None
-    fig, axes = plt.subplots(1, 6, figsize=(size * 6, size * 1.15))
+    fig, axes = plt.subplots(2, 3, figsize=(size * 3, size * 2.45))
+    axes = axes.ravel()
     show_image(image, ax=axes[0], title=f"classification\n{names[label] if label >= 0 else '-'}")
-    single = overlay_boxes(image, inst["boxes"][largest:largest + 1], [names[label]], inst["labels"][largest:largest + 1]) \
-        if largest is not None else to_uint8(image)
-    show_image(single, ax=axes[1], title="classification\n+ localisation")
+    show_image(image, ax=axes[1], title="classification\n+ localisation")
+    if len(inst["labels"]):
+        largest = int(inst["masks"].flatten(1).sum(1).argmax())
+        draw_boxes(axes[1], inst["boxes"][largest:largest + 1], [names[label]], inst["labels"][largest:largest + 1])
     show_label_map(scenes.semantic[i], ax=axes[2], title="semantic\nsegmentation", legend=False)
-    captions = [names[int(k)] for k in inst["labels"]]
-    show_image(overlay_boxes(image, inst["boxes"], captions, inst["labels"]), ax=axes[3], title="object\ndetection")
-    show_image(overlay_masks(image, inst["masks"]), ax=axes[4],
-               title="instance\nsegmentation")
+    show_image(image, ax=axes[3], title="object\ndetection")
+    draw_boxes(axes[3], inst["boxes"], [names[int(k)] for k in inst["labels"]], inst["labels"])
+    dimmed = 0.35 * image.mean(dim=0, keepdim=True).expand(3, -1, -1) + 0.5
+    show_image(overlay_masks(dimmed, inst["masks"], alpha=0.85), ax=axes[4], title="instance\nsegmentation")
     show_image(colourize_panoptic(scenes.panoptic[i]), ax=axes[5], title="panoptic\nsegmentation")
     fig.legend(handles=legend_handles(names), loc="lower center", ncol=len(names), frameon=False)
-    fig.subplots_adjust(bottom=0.12, wspace=0.05)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.08, top=0.9, wspace=0.06, hspace=0.3)
     return fig
 
 
@@ -262,9 +301,8 @@ def show_detections(image: torch.Tensor, prediction: dict, class_names: Sequence
     labels = prediction["labels"][keep].cpu()
     captions = [class_names[int(k)] + (f" {float(s):.2f}" if scores is not None else "")
                 for k, s in zip(labels, scores[keep] if scores is not None else labels)]
-    drawn = overlay_masks(image, prediction["masks"][keep].cpu().bool(), labels)
-    drawn = overlay_boxes(drawn, prediction["boxes"][keep].float().cpu(), captions, labels, width=1)
-    return show_image(drawn, ax=ax, title=title)
+    ax = show_image(overlay_masks(image, prediction["masks"][keep].cpu().bool(), labels), ax=ax, title=title)
+    return draw_boxes(ax, prediction["boxes"][keep].float().cpu(), captions, labels, fontsize=8, linewidth=1.5)
 
 
 def show_candidates(image: torch.Tensor, prediction: Prediction, points: torch.Tensor | None = None,

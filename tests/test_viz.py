@@ -66,3 +66,17 @@ def test_figures(scenes):
     ax = viz.plot_history({"run": history}, metric="miou", x="seconds", ax=plt.figure().gca())
     assert ax.get_xlabel() == "seconds"
     plt.close("all")
+
+
+def test_draw_boxes_places_captions_apart():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 3))
+    viz.show_image(torch.rand(3, 64, 64), ax=ax)
+    boxes = torch.tensor([[5.0, 5.0, 40.0, 40.0], [6.0, 6.0, 41.0, 41.0]])
+    viz.draw_boxes(ax, boxes, ["circle", "triangle"], torch.tensor([2, 4]))
+    first, second = (text.get_position() for text in ax.texts)
+    assert first != second and len(ax.patches) == 4   # two outlines per box
+    with pytest.raises(ValueError, match="boxes"):
+        viz.draw_boxes(ax, torch.zeros(3))
+    plt.close(fig)
