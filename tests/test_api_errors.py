@@ -386,8 +386,6 @@ SPECS: dict[str, Spec] = {
                                           {"pred": "tensor", "target": "tensor"}, pairs=[("pred", "target")]),
     "labs.losses.foreground_fraction": Spec(losses_lab.foreground_fraction, lambda: dict(labels=labels()),
                                             {"labels": "tensor"}),
-    "labs.upsampling.checkerboard_score": Spec(upsampling_lab.checkerboard_score, lambda: dict(images=images()),
-                                               {"images": "features"}),
     "labs.upsampling.band_energy_ratio": Spec(upsampling_lab.band_energy_ratio,
                                               lambda: dict(reconstructions=images(), images=images()),
                                               {"reconstructions": "features", "images": "features"},

@@ -15,7 +15,9 @@ import importlib
 from types import ModuleType
 
 LABS = ("upsampling", "fcn", "unet", "losses", "mask_rcnn", "sam")
-"""Lab names, in the order of the notebooks (01 to 06)."""
+"""Names of the labs that train models, in the order of the notebooks (01 to 06).
+Notebook 00's lab, :mod:`seglib.labs.overview`, measures without training and has
+no such surface."""
 
 
 def get(name: str) -> ModuleType:

@@ -8,6 +8,12 @@ grass, circle, rectangle, triangle), batches of :data:`BATCH_SIZE`, pixel-wise
 cross entropy, AdamW with a cosine schedule (:func:`train`) and the same
 seed; :func:`evaluate` measures them on the 500 test scenes. The zoo entries ``fcn32s``, ``fcn16s`` and ``fcn8s`` are trained
 for :data:`ZOO_STEPS` steps; their manifest records the validation curve.
+
+Repurposing the classifier: the zoo's ``patch_classifier`` trains for
+:data:`CLASSIFIER_STEPS`; the entries ``fcn8s_transfer_seed{0,1,2}`` start
+FCN-8s's first three encoder stages from its encoder (:func:`transfer_encoder`,
+applied by :func:`init_entry`) and ``fcn8s_scratch_seed{0,1,2}`` start from
+random weights, on the same short budget (:data:`TRANSFER_STEPS`).
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from seglib.data.batches import semantic_batches
 from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, scene_stream, split_scenes
 from seglib.metrics.evaluation import scene_evaluator
+from seglib.metrics.uncertainty import SceneScores, split_scores
 from seglib.models.fcn import VARIANTS, PatchClassifier
 from seglib.train import History
 from seglib.train import train as train_loop
 from seglib.validation import check_choice, check_image, check_positive_int
-from seglib.zoo import Recipe
+from seglib.zoo import Recipe, load
 
 CONFIG = SceneConfig(size=64)
 BATCH_SIZE = 32
@@ -40,6 +47,11 @@ ZOO_EVAL_EVERY = 250
 CURVE_SCENES = 128
 #: Side of the classifier's patches.
 PATCH_SIZE = 32
+#: Steps of the zoo's patch classifier (16 scenes' patches per step).
+CLASSIFIER_STEPS = 2000
+#: Budget and seeds of the transfer study: the cpu profile's live FCN-8s run.
+TRANSFER_STEPS = 400
+TRANSFER_SEEDS = (0, 1, 2)
 
 
 def object_patches(scenes: SceneBatch, patch_size: int = PATCH_SIZE, stuff_per_scene: int = 1,
@@ -124,7 +136,8 @@ def patch_accuracy(model: nn.Module, patches: torch.Tensor, labels: torch.Tensor
 
 
 def train_classifier(model: PatchClassifier, steps: int, *, device: torch.device | str = "cpu", seed: int = 0,
-                     scenes_per_batch: int = 16, eval_every: int | None = None, progress: bool = True) -> History:
+                     scenes_per_batch: int = 16, lr: float = 3e-3, eval_every: int | None = None,
+                     progress: bool = True) -> History:
     """Train a :class:`~seglib.models.fcn.PatchClassifier` in place on :func:`patch_batches`.
 
     Each step crops ``scenes_per_batch`` fresh scenes (about 3.5 patches per
@@ -139,7 +152,7 @@ def train_classifier(model: PatchClassifier, steps: int, *, device: torch.device
     model.to(device)
     val_patches, val_labels = object_patches(split_scenes("val", CONFIG))
     return train_loop(model, patch_batches(scenes_per_batch, seed=seed, device=device), F.cross_entropy, steps=steps,
-                    lr=LEARNING_RATE, evaluate=lambda m: {"accuracy": patch_accuracy(m, val_patches, val_labels)},
+                    lr=lr, evaluate=lambda m: {"accuracy": patch_accuracy(m, val_patches, val_labels)},
                     eval_every=eval_every, progress=progress, desc="patch classifier")
 
 
@@ -151,8 +164,19 @@ ZOO_ENTRIES: dict[str, Recipe] = {
                             steps=ZOO_STEPS, batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss="cross_entropy", seed=0,
                             eval_every=ZOO_EVAL_EVERY)
     for variant in VARIANTS
+} | {
+    "patch_classifier": Recipe(lab="fcn", builder="patch_classifier",
+                               kwargs={"num_classes": CONFIG.num_classes, "patch_size": PATCH_SIZE},
+                               steps=CLASSIFIER_STEPS, batch_size=16, lr=LEARNING_RATE, loss="cross_entropy", seed=0),
+} | {
+    f"fcn8s_{start}_seed{seed}": Recipe(lab="fcn", builder="fcn", kwargs={"variant": "8s", "num_classes": CONFIG.num_classes},
+                                        steps=TRANSFER_STEPS, batch_size=BATCH_SIZE, lr=LEARNING_RATE,
+                                        loss="cross_entropy", seed=seed)
+    for start in ("transfer", "scratch") for seed in TRANSFER_SEEDS
 }
-"""The zoo entries ``fcn32s``, ``fcn16s`` and ``fcn8s`` (run by ``make zoo NAME=...``)."""
+"""The zoo entries of notebook 02 (run by ``make zoo NAME=...``): the three FCNs,
+the patch classifier and the transfer study."""
+TRANSFER_ENTRIES = tuple(f"fcn8s_transfer_seed{seed}" for seed in TRANSFER_SEEDS)
 
 
 def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:
@@ -161,8 +185,43 @@ def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:
 
 
 def evaluate(model: nn.Module) -> dict[str, float]:
-    """mIoU, boundary F1, pixel accuracy and per-class IoU of ``model`` on the 500 test scenes."""
+    """mIoU, boundary F1, pixel accuracy and per-class IoU of ``model`` on the 500 test scenes.
+
+    For a :class:`~seglib.models.fcn.PatchClassifier`: ``{"accuracy": ...}`` on the
+    patches of the 500 test scenes.
+    """
+    if isinstance(model, PatchClassifier):
+        return {"accuracy": patch_accuracy(model, *object_patches(split_scenes("test", CONFIG)))}
     return scene_evaluator(CONFIG, "test")(model)
+
+
+def test_scores(model: nn.Module) -> SceneScores:
+    """Per-scene confusion matrices and boundary F1 on the 500 test scenes (for bootstrap intervals)."""
+    return split_scores(model, CONFIG, "test")
+
+
+def transfer_encoder(fcn: nn.Module, classifier: PatchClassifier) -> int:
+    """Copy the classifier's encoder stages into the first stages of ``fcn.encoder``; return the tensors copied.
+
+    Both encoders are :class:`~seglib.models.fcn.Encoder` stacks, so the
+    classifier's stage ``i`` (convolutions and batch norms) has the shapes of
+    the FCN's stage ``i``. Everything else in the FCN keeps its initialisation.
+    """
+    if not isinstance(classifier, PatchClassifier):
+        raise TypeError(f"classifier must be a PatchClassifier, got {type(classifier).__name__}")
+    if not hasattr(fcn, "encoder") or tuple(fcn.encoder.widths[:len(classifier.encoder.widths)]) != \
+            tuple(classifier.encoder.widths):
+        raise ValueError(f"fcn must have an encoder whose first stages have the classifier's widths "
+                         f"{tuple(classifier.encoder.widths)}, got {getattr(getattr(fcn, 'encoder', None), 'widths', None)}")
+    state = classifier.encoder.state_dict()
+    fcn.encoder.load_state_dict(state, strict=False)
+    return len(state)
+
+
+def init_entry(name: str, model: nn.Module, device: torch.device | str) -> None:
+    """Start zoo entry ``name`` as its recipe says: the transfer entries from the zoo's ``patch_classifier``."""
+    if name in TRANSFER_ENTRIES:
+        transfer_encoder(model, load("patch_classifier", device))
 
 
 def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE,
@@ -193,6 +252,9 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
     """
     check_choice("loss", loss, LOSSES)
     device = torch.device(device)
+    if isinstance(model, PatchClassifier):
+        return train_classifier(model, steps, device=device, seed=seed, scenes_per_batch=batch_size, lr=lr,
+                                eval_every=eval_every, progress=progress)
     batches = semantic_batches(CONFIG, batch_size, seed=seed, device=device)
     return train_loop(model.to(device), batches,
                       lambda logits, target: F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX),
@@ -281,18 +343,21 @@ def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-def full_resolution_cost(side: int, channels: int = 64, kernel_size: int = 3) -> dict[str, float]:
+def full_resolution_cost(side: int, channels: int = 64, kernel_size: int = 3, receptive_field: int | None = None
+                         ) -> dict[str, float]:
     """What segmenting with stride-1 convolutions only would cost, computed.
 
     The network keeps the input resolution: ``L`` "same" convolutions of
     ``kernel_size`` with ``channels`` channels, each followed by a ReLU, deep
-    enough that an output pixel sees the whole ``side x side`` image
-    (receptive field ``1 + L (k - 1) >= side``).
+    enough that an output pixel sees ``receptive_field`` pixels (default: the
+    whole ``side x side`` image), ``1 + L (k - 1) >= receptive_field``.
 
     Args:
         side: image side in pixels (>= 2).
         channels: C, the width of every layer.
         kernel_size: k (>= 2).
+        receptive_field: the window to see, >= 2 (default ``side``); pass another
+            network's receptive field to compare the two like for like.
 
     Returns:
         ``layers`` L, ``receptive_field``, ``gflops`` of one forward pass of an
@@ -305,7 +370,10 @@ def full_resolution_cost(side: int, channels: int = 64, kernel_size: int = 3) ->
     check_positive_int("kernel_size", kernel_size)
     if side < 2 or kernel_size < 2:
         raise ValueError(f"side and kernel_size must be at least 2, got side={side}, kernel_size={kernel_size}")
-    layers = math.ceil((side - 1) / (kernel_size - 1))
+    receptive_field = side if receptive_field is None else check_positive_int("receptive_field", receptive_field)
+    if receptive_field < 2:
+        raise ValueError(f"receptive_field must be at least 2, got {receptive_field}")
+    layers = math.ceil((receptive_field - 1) / (kernel_size - 1))
     pixels = side * side
     flops = 2 * kernel_size**2 * pixels * channels * (3 + (layers - 1) * channels)
     return {

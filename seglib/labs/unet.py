@@ -6,8 +6,9 @@ same seed, AdamW with a cosine schedule, and the same evaluation on the 500
 test scenes (:func:`evaluate`). The zoo entries ``unet``, ``unet_residual`` and
 ``deeplab`` train for :data:`ZOO_STEPS` steps, half the FCNs' budget (a U-Net
 step costs about 2.4 FCN-8s steps on a CPU), so the FCN-8s entry has seen twice
-the scenes. The ``unet`` entry also records :func:`aux_ablation`: the same
-U-Net trained for a short budget with and without the auxiliary head.
+the scenes. The ablation entries ``unet_ablation_{aux,plain}_seed{0,1,2}``
+train the default U-Net for a short budget (:data:`ABLATION_STEPS`) with and
+without the auxiliary head, from three seeds each.
 
 The U-Nets are trained with an auxiliary cross-entropy loss on the
 bottleneck's own prediction (loss ``"cross_entropy_aux"``,
@@ -27,6 +28,7 @@ from seglib.data.batches import semantic_batches
 from seglib.data.shapes import SceneConfig
 from seglib.losses import AuxLoss
 from seglib.metrics.evaluation import scene_evaluator
+from seglib.metrics.uncertainty import SceneScores, split_scores
 from seglib.models.unet import UNet
 from seglib.train import History
 from seglib.train import train as train_loop
@@ -42,9 +44,10 @@ LEARNING_RATE = 3e-3
 ZOO_STEPS = 1500
 #: Weight of the bottleneck's auxiliary cross entropy (U-Nets only).
 AUX_WEIGHT = 0.5
-#: Budget of :func:`aux_ablation` (recorded in the ``unet`` entry): short, as in a live CPU run.
+#: Budget of the ablation entries: short, as in a live CPU run.
 ABLATION_STEPS = 400
 ABLATION_BATCH_SIZE = 16
+ABLATION_SEEDS = (0, 1, 2)
 #: Steps between the validation points stored in a zoo entry's training curve.
 ZOO_EVAL_EVERY = 250
 
@@ -59,6 +62,11 @@ ZOO_ENTRIES: dict[str, Recipe] = {
         ("unet_residual", "unet", {"block": "residual", "aux_head": True}, "cross_entropy_aux"),
         ("deeplab", "deeplab", {}, "cross_entropy"),
     )
+} | {
+    f"unet_ablation_{label}_seed{seed}": Recipe(
+        lab="unet", builder="unet", kwargs={"num_classes": CONFIG.num_classes, "aux_head": label == "aux"},
+        steps=ABLATION_STEPS, batch_size=ABLATION_BATCH_SIZE, lr=LEARNING_RATE, loss=loss, seed=seed)
+    for label, loss in (("aux", "cross_entropy_aux"), ("plain", "cross_entropy")) for seed in ABLATION_SEEDS
 }
 """The zoo entries of notebook 03 (run by ``make zoo NAME=...``)."""
 
@@ -71,6 +79,11 @@ def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:
 def evaluate(model: nn.Module) -> dict[str, float]:
     """mIoU, boundary F1, pixel accuracy and per-class IoU of ``model`` on the 500 test scenes."""
     return scene_evaluator(CONFIG, "test")(model)
+
+
+def test_scores(model: nn.Module) -> SceneScores:
+    """Per-scene confusion matrices and boundary F1 of ``model`` on the 500 test scenes (for bootstrap intervals)."""
+    return split_scores(model, CONFIG, "test")
 
 
 def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE,
@@ -106,34 +119,3 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
     return train_loop(model.to(device), batches, AuxLoss(AUX_WEIGHT if loss == "cross_entropy_aux" else 0.0),
                       steps=steps, lr=lr, evaluate=evaluate or curve_evaluator(), eval_every=eval_every,
                       progress=progress, desc=desc)
-
-
-def aux_ablation(steps: int = ABLATION_STEPS, batch_size: int = ABLATION_BATCH_SIZE,
-                 device: torch.device | str = "cpu", eval_every: int = 50, progress: bool = True,
-                 evaluate: Callable[[nn.Module], dict] | None = None) -> dict[str, list[dict[str, float]]]:
-    """Train the default U-Net with and without the auxiliary head on the same budget; return both curves.
-
-    Both runs start from the same seed and see the same batches; the only
-    difference is the auxiliary cross entropy on the bottleneck.
-
-    Returns:
-        ``{"with_aux": curve, "without_aux": curve}``, each curve a list of
-        ``{"step", "miou", "boundary_f1", "iou_circle", "iou_rectangle", "iou_triangle"}``
-        on 128 validation scenes (or by ``evaluate``) every ``eval_every`` steps.
-    """
-    keys = ("step", "miou", "boundary_f1") + tuple(f"iou_{name}" for name in CONFIG.shapes)
-    curves = {}
-    for label, aux_head in (("with_aux", True), ("without_aux", False)):
-        torch.manual_seed(0)
-        model = UNet(num_classes=CONFIG.num_classes, aux_head=aux_head)
-        history = train(model, steps, batch_size=batch_size, device=device, eval_every=eval_every,
-                                  evaluate=evaluate, progress=progress, desc=f"U-Net {label.replace('_', ' ')}")
-        curves[label] = [{key: round(float(point[key]), 4) for key in keys} for point in history.evals]
-    return curves
-
-
-def zoo_extras(name: str, device: torch.device | str) -> dict:
-    """What the zoo records for entry ``name`` besides its training run: the ``unet`` entry's :func:`aux_ablation`."""
-    if name != "unet":
-        return {}
-    return {"aux_ablation": {"steps": ABLATION_STEPS, "batch_size": ABLATION_BATCH_SIZE, **aux_ablation(device=device)}}

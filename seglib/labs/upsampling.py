@@ -4,9 +4,10 @@
 the convolutional autoencoder) or to undo a 2x average pooling
 (``task="superresolution"``, the one-layer upsamplers), with the mean squared
 error; :func:`evaluate` measures the same error on 128 test scenes.
-:func:`band_energy_ratio`, :func:`checkerboard_score` and
-:func:`checkerboard_amplitude` measure what the upsampled images lost or
-gained. The lab has no model-zoo entry: every run is short enough to be live.
+:func:`band_energy_ratio` and :func:`checkerboard_amplitude` measure what the upsampled images lost or
+gained. The zoo holds the super-resolvers of the checkerboard study, three
+seeds per upsampling layer (:data:`ZOO_ENTRIES`), so that the notebook can
+state the spread over seeds of what one live run shows.
 """
 
 from __future__ import annotations
@@ -19,18 +20,39 @@ from torch import nn
 
 from seglib.data.batches import reconstruction_batches, superresolution_batches
 from seglib.data.shapes import SceneConfig, split_scenes
+from seglib.models.upsamplers import SuperResolver
 from seglib.train import History
 from seglib.train import train as train_loop
 from seglib.validation import check_choice, check_float_tensor, check_int
+from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=64, noise=0.0)
 """The scenes of notebook 01: 64 x 64, no pixel noise (noise would hide the artefacts)."""
 TASKS = ("reconstruction", "superresolution")
 LOSSES = ("mse",)
 """Loss names of :func:`train`: the mean squared error of the pixels."""
-ZOO_ENTRIES: dict = {}
-"""Notebook 01 trains everything live; it has no zoo entry."""
 TEST_SCENES = 128
+#: The upsampling layers of the checkerboard study: label -> (kind, kernel size).
+STUDY_LAYERS = {"transposed_k3": ("transposed", 3), "transposed_k4": ("transposed", 4),
+                "resize_conv_k3": ("nearest", 3)}
+STUDY_SEEDS = (0, 1, 2)
+#: Budget of each super-resolver of the study: the cpu profile's live run.
+STUDY_STEPS, STUDY_BATCH_SIZE, STUDY_LR, STUDY_WIDTH = 250, 8, 3e-3, 16
+ZOO_ENTRIES: dict[str, Recipe] = {
+    f"upsampler_{label}_seed{seed}": Recipe(
+        lab="upsampling", builder="super_resolver", kwargs={"kind": kind, "width": STUDY_WIDTH, "kernel_size": k},
+        steps=STUDY_STEPS, batch_size=STUDY_BATCH_SIZE, lr=STUDY_LR, loss="mse", seed=seed)
+    for label, (kind, k) in STUDY_LAYERS.items() for seed in STUDY_SEEDS
+}
+"""The checkerboard study: each upsampling layer of :data:`STUDY_LAYERS` in a
+:class:`~seglib.models.upsamplers.SuperResolver`, trained from each seed of :data:`STUDY_SEEDS`."""
+
+
+def _task(model: nn.Module, task: str | None) -> str:
+    """``task``, or the task of ``model``'s type: super-resolution for a SuperResolver."""
+    if task is None:
+        return "superresolution" if isinstance(model, SuperResolver) else "reconstruction"
+    return check_choice("task", task, TASKS)
 
 
 def _batches(task: str, batch_size: int, seed: int, device):
@@ -41,7 +63,7 @@ def _batches(task: str, batch_size: int, seed: int, device):
 
 def train(model: nn.Module, steps: int, *, batch_size: int = 16, lr: float = 1e-2, loss: str = "mse", seed: int = 1,
           eval_every: int | None = None, evaluate: Callable[[nn.Module], dict] | None = None,
-          device: torch.device | str = "cpu", task: str = "reconstruction", progress: bool = True,
+          device: torch.device | str = "cpu", task: str | None = None, progress: bool = True,
           desc: str = "autoencoder") -> History:
     """Train ``model`` in place on fresh scenes of :data:`CONFIG` with the mean squared error.
 
@@ -55,25 +77,27 @@ def train(model: nn.Module, steps: int, *, batch_size: int = 16, lr: float = 1e-
         seed: seed of the training scenes.
         eval_every, evaluate: as for :func:`seglib.train.train`.
         device: where to train.
-        task: one of :data:`TASKS`.
+        task: one of :data:`TASKS`; default: ``"superresolution"`` for a
+            :class:`~seglib.models.upsamplers.SuperResolver`, else ``"reconstruction"``.
         progress: show a progress bar.
 
     Returns:
         The :class:`~seglib.train.History`; the model ends in eval mode.
     """
     check_choice("loss", loss, LOSSES)
-    check_choice("task", task, TASKS)
+    task = _task(model, task)
     return train_loop(model, _batches(task, batch_size, seed, device), F.mse_loss, steps=steps, lr=lr,
                       evaluate=evaluate, eval_every=eval_every, device=device, progress=progress, desc=desc)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, task: str = "reconstruction") -> dict[str, float]:
+def evaluate(model: nn.Module, task: str | None = None) -> dict[str, float]:
     """``{"test_mse": ...}``: the mean squared error on :data:`TEST_SCENES` test scenes, on the CPU.
 
-    The model is moved to the CPU (128 scenes are quick there) and stays there.
+    ``task`` as for :func:`train` (default: inferred from the model). The model
+    is moved to the CPU (128 scenes are quick there) and stays there.
     """
-    check_choice("task", task, TASKS)
+    task = _task(model, task)
     scenes = split_scenes("test", CONFIG, n=TEST_SCENES)
     inputs = scenes.images if task == "reconstruction" else F.avg_pool2d(scenes.images, 2)
     model.cpu()
@@ -118,9 +142,23 @@ def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
     return centres.float(), (ring_power(reconstructions) / ring_power(images).clamp_min(1e-30)).float().cpu()
 
 
-def _periodic_part(images: object, period: object, border: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(crop, centred, pattern)``: the cropped images, the same minus their mean per channel, and the best
-    ``period``-periodic approximation of ``centred``; all float64 ``(B, C, H - 2*border, W - 2*border)``."""
+def checkerboard_amplitude(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
+    """Root-mean-square of the ``period``-periodic pattern of each image, in the units of its pixels.
+
+    The pixels split into ``period**2`` phases by ``(row % period, column %
+    period)``; the pattern is each phase's mean minus the image's mean (per
+    channel), the best ``period``-periodic approximation of the image. For an
+    upsampler fed a constant image, whose output should be constant too, this
+    is the strength of the grid it adds (e.g. in grey levels of [0, 1] images).
+
+    Args:
+        images: float ``(B, C, H, W)``.
+        period: the stride of the upsampling layer under test, at least 2.
+        border: pixels cropped from every side first (padding effects).
+
+    Returns:
+        float ``(B,)``, >= 0.
+    """
     check_float_tensor("images", images)
     check_int("period", period, 2)
     check_int("border", border, 0)
@@ -135,50 +173,4 @@ def _periodic_part(images: object, period: object, border: object) -> tuple[torc
         for column in range(period):
             phase = centred[..., row::period, column::period]
             pattern[..., row::period, column::period] = phase.mean(dim=(-2, -1), keepdim=True)
-    return crop, centred, pattern
-
-
-
-def checkerboard_score(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
-    """Share of each image's variance explained by a pattern that repeats every ``period`` pixels.
-
-    The pixels split into ``period**2`` phases by ``(row % period, column %
-    period)``. The best ``period``-periodic approximation of an image takes
-    each phase's mean; its variance divided by the image's variance (both
-    summed over channels) is the score: 1 for a pure grid pattern such as a
-    checkerboard, about 0 for a smooth image, and 0 for a constant one.
-
-    Args:
-        images: float ``(B, C, H, W)``.
-        period: the stride of the upsampling layer under test, at least 2.
-        border: pixels cropped from every side first (padding effects).
-
-    Returns:
-        float ``(B,)`` in [0, 1].
-    """
-    crop, centred, pattern = _periodic_part(images, period, border)
-    total = centred.pow(2).sum(dim=(1, 2, 3))
-    periodic = pattern.pow(2).sum(dim=(1, 2, 3))
-    # An image whose variance is rounding noise (below 1e-10 of its energy) counts as constant.
-    constant = total <= 1e-10 * crop.pow(2).sum(dim=(1, 2, 3))
-    score = torch.where(constant, torch.zeros_like(total), periodic / total.clamp_min(torch.finfo(total.dtype).tiny))
-    return score.to(images.dtype)
-
-
-
-def checkerboard_amplitude(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
-    """Root-mean-square of the ``period``-periodic pattern of each image, in the units of its pixels.
-
-    The pattern is the one of :func:`checkerboard_score`; for an upsampler fed
-    a constant image, whose output should be constant too, this is the
-    strength of the grid it adds (e.g. in grey levels of [0, 1] images).
-
-    Args:
-        images: float ``(B, C, H, W)``.
-        period, border: as in :func:`checkerboard_score`.
-
-    Returns:
-        float ``(B,)``, >= 0.
-    """
-    _, _, pattern = _periodic_part(images, period, border)
     return pattern.pow(2).mean(dim=(1, 2, 3)).sqrt().to(images.dtype)

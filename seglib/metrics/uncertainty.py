@@ -2,8 +2,9 @@
 
 * :func:`seed_estimate`: mean of a metric over training seeds, with a
   Student-t interval (few seeds give a wide one, as they should);
-* :func:`scene_scores`: a model's per-scene confusion matrices and boundary F1
-  on a test set, the raw material of the bootstrap;
+* :func:`scene_scores` (and :func:`split_scores` on a split of generated scenes):
+  a model's per-scene confusion matrices and boundary F1 on a test set, the raw
+  material of the bootstrap;
 * :func:`metric_estimate` and :func:`difference_estimate`: a dataset-level
   metric, or the paired difference of two models on the same scenes, with a
   percentile bootstrap interval over the test scenes.
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from seglib.common import eval_mode
+from seglib.data.shapes import SceneConfig, split_scenes
 from seglib.metrics.evaluation import _logits_of, _model_device
 from seglib.metrics.semantic import _boundary_f1_per_image, _confusion_matrices, mean_iou
 from seglib.validation import check_image, check_int, check_label_map
@@ -117,6 +119,12 @@ def scene_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, n
             confusions.append(_confusion_matrices(pred, target, num_classes, ignore_index))
             boundaries.append(_boundary_f1_per_image(pred, target, num_classes, boundary_tolerance, ignore_index))
     return SceneScores(torch.cat(confusions), torch.cat(boundaries))
+
+
+def split_scores(model: nn.Module, config: SceneConfig, split: str = "test", n: int | None = None) -> SceneScores:
+    """:func:`scene_scores` of ``model`` on a fixed split of generated scenes (see :func:`split_scenes`)."""
+    scenes = split_scenes(split, config, n)
+    return scene_scores(model, scenes.images, scenes.semantic, config.num_classes, batch_size=128)
 
 
 def bootstrap_interval(statistic: Callable[[torch.Tensor], float], n: int, *, level: float = 0.95,

@@ -243,7 +243,9 @@ def bilinear_upsampler(channels: int, factor: int, bias: bool = False) -> nn.Con
 
     Channel ``c`` of the output starts as the bilinear interpolation of input
     channel ``c`` (the kernel of :func:`bilinear_kernel` on the diagonal, zeros
-    elsewhere); the weights stay learnable, as in the FCN paper.
+    elsewhere). The weights stay learnable: the FCN paper learns its 2x
+    upsamplings from this start but keeps its final upsampling fixed to
+    bilinear; our :class:`FCN` learns all of them.
 
     Args:
         channels: C (input and output).

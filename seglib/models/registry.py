@@ -11,10 +11,11 @@ from typing import Callable
 from torch import nn
 
 from seglib.models.deeplab import DeepLab
-from seglib.models.fcn import build_fcn
+from seglib.models.fcn import PatchClassifier, build_fcn
 from seglib.models.maskrcnn import build_maskrcnn
 from seglib.models.promptable.model import build_small_sam
 from seglib.models.unet import UNet
+from seglib.models.upsamplers import SuperResolver
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fcn": build_fcn,
@@ -22,6 +23,8 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "deeplab": DeepLab,
     "maskrcnn": build_maskrcnn,
     "small_sam": build_small_sam,
+    "super_resolver": SuperResolver,
+    "patch_classifier": PatchClassifier,
 }
 """Builder name -> the function or class that builds the model from keyword arguments."""
 

@@ -6,15 +6,18 @@
 ``upsample_layer``            a layer that multiplies H and W by ``scale``: a transposed convolution,
                               or a fixed resize followed by a stride-1 convolution ("resize-convolution")
 ``SuperResolver``             a tiny network that learns to upsample images by ``scale`` with one such layer
-``superresolution_batches``   endless ``(low-res, full-res)`` pairs of generated scenes for training it
-``checkerboard_score``        share of an image's variance that repeats with the period of the stride
-``checkerboard_amplitude``    root-mean-square of that repeating pattern, in pixel units
 ============================  ========================================================================
+
+(Its training batches are :func:`seglib.data.batches.superresolution_batches`;
+the grid it draws is measured by :func:`seglib.labs.upsampling.checkerboard_amplitude`.)
 
 A transposed convolution whose kernel size is not a multiple of its stride
 adds more kernel taps to some output cells than to others (Odena, Dumoulin and
 Olah, "Deconvolution and checkerboard artifacts", Distill 2016), so even a
 constant input can come out as a grid pattern with the period of the stride.
+An even overlap (kernel a multiple of the stride) does not prevent the grid:
+it appears whenever the kernel taps that land on each output phase do not sum
+to the same value, which random or learned weights rarely do exactly.
 Resizing first (nearest or bilinear) and then convolving with stride 1 gives
 every output cell the same number of taps by construction.
 """

@@ -19,6 +19,13 @@ Geometry (one axis; :func:`tile_grid` computes it):
 Each tile's logits are weighted by a window that is 1 in its centre and falls
 linearly over its outer ``overlap / 2`` pixels (where the tile lacks
 context), and the weighted logits are averaged.
+
+``border="inside"`` is the alternative for "same"-padded networks, which met
+the zero padding of their own convolutions at every image edge in training:
+the tiles stay inside the image (the last one flush with its far edge) and
+nothing is mirrored, so each image edge is a tile edge, as in training.
+Mirroring oriented texture (stripes) draws a chevron seam at the image edge
+that such a network can read as an outline.
 """
 
 from __future__ import annotations
@@ -79,24 +86,37 @@ class TileGrid:
         return torch.tensor([[left, top, left + self.width, top + self.height]], dtype=torch.float32)
 
 
+BORDERS = ("mirror", "inside")
+
+
 def _starts(size: int, out_tile: int, margin: int, step: int) -> tuple[int, ...]:
     """Starts of the output tiles along one axis, relative to ``-margin``; enough to cover ``size``."""
     count = 1 if size + 2 * margin <= out_tile else 1 + math.ceil((size + 2 * margin - out_tile) / step)
     return tuple(k * step for k in range(count))
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int, context: int = 0) -> TileGrid:
+def _inside_starts(size: int, tile: int, step: int) -> tuple[int, ...]:
+    """Starts of tiles that stay inside ``[0, size)``, ``step`` apart, the last one flush with the far edge."""
+    return tuple(range(0, size - tile, step)) + (size - tile,)
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int, context: int = 0, border: str = "mirror"
+              ) -> TileGrid:
     """The tiling of a ``height x width`` image (see the module docstring).
 
     Args:
         height, width: image size, any positive ints.
         tile: side of the square input tile.
-        overlap: overlap of neighbouring output tiles, an even int ``>= 0``.
+        overlap: overlap of neighbouring output tiles, an even int ``>= 0``
+            (with ``border="inside"``, the least overlap: the last tile may overlap more).
         context: pixels the model loses on each side of a tile (valid convolutions).
+        border: ``"mirror"`` (pad the image by reflection) or ``"inside"``
+            (tiles inside the image; needs ``context == 0`` and an image at least one tile large).
 
     Raises:
         ValueError: if the overlap is odd, or not smaller than the output tile
-            ``tile - 2 * context``.
+            ``tile - 2 * context``; for ``"inside"``, a model with context or an
+            image smaller than a tile.
     """
     check_int("height", height, 1)
     check_int("width", width, 1)
@@ -112,6 +132,14 @@ def tile_grid(height: int, width: int, tile: int, overlap: int, context: int = 0
         what = f"the output tile ({tile} - 2 x {context} context = {out_tile})" if context else f"tile ({tile})"
         raise ValueError(f"overlap ({overlap}) must be smaller than {what}; use a larger tile or a smaller overlap")
     margin, step = overlap // 2, out_tile - overlap
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+    if border == "inside":
+        if context or min(height, width) < tile:
+            raise ValueError(f"border='inside' needs a 'same'-padded model (context 0, got {context}) and an image "
+                             f"at least one tile large ({tile}), got {height}x{width}; use border='mirror'")
+        rows, cols = _inside_starts(height, tile, step), _inside_starts(width, tile, step)
+        return TileGrid(height, width, tile, out_tile, context, overlap, step, (0, 0, 0, 0), rows, cols)
     rows, cols = _starts(height, out_tile, margin, step), _starts(width, out_tile, margin, step)
     lead = context + margin
     pad = (lead, rows[-1] + tile - lead - height, lead, cols[-1] + tile - lead - width)
@@ -160,11 +188,11 @@ def _run(model: nn.Module, tiles: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _context(model: nn.Module, tile: int, channels: int, device) -> int:
+def _context(model: nn.Module, tile: int, channels: int, device, dtype) -> int:
     """Pixels the model loses per side on a ``tile x tile`` input; clear errors if it does not fit."""
     try:
         with torch.no_grad():
-            out = _run(model, torch.zeros(1, channels, tile, tile, device=device))
+            out = _run(model, torch.zeros(1, channels, tile, tile, device=device, dtype=dtype))
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"tile {tile} is not compatible with the model: {exc}") from exc
     out_h, out_w = out.shape[-2:]
@@ -176,8 +204,8 @@ def _context(model: nn.Module, tile: int, channels: int, device) -> int:
     return lost // 2
 
 
-def tiled_predict(model: nn.Module, image: torch.Tensor, tile: int, overlap: int, batch_size: int = 16
-                  ) -> torch.Tensor:
+def tiled_predict(model: nn.Module, image: torch.Tensor, tile: int, overlap: int, batch_size: int = 16,
+                  border: str = "mirror") -> torch.Tensor:
     """Segment an image of any size tile by tile, with mirror padding and blending.
 
     Args:
@@ -190,6 +218,7 @@ def tiled_predict(model: nn.Module, image: torch.Tensor, tile: int, overlap: int
         overlap: overlap of neighbouring output tiles in pixels, even, smaller
             than the output tile.
         batch_size: tiles per forward pass.
+        border: ``"mirror"`` or ``"inside"`` (see :func:`tile_grid`).
 
     Returns:
         Blended logits ``(C, H, W)`` or ``(B, C, H, W)`` (as ``image``), on the image's device.
@@ -211,10 +240,11 @@ def tiled_predict(model: nn.Module, image: torch.Tensor, tile: int, overlap: int
     images = image[None] if single else image
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else images.device
+    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else images.dtype
     with eval_mode(model):
-        context = _context(model, tile, images.shape[1], device)
-        grid = tile_grid(images.shape[-2], images.shape[-1], tile, overlap, context)
-        logits = _blend(model, mirror_pad(images.to(device), grid.pad), grid, batch_size)
+        context = _context(model, tile, images.shape[1], device, dtype)
+        grid = tile_grid(images.shape[-2], images.shape[-1], tile, overlap, context, border)
+        logits = _blend(model, mirror_pad(images.to(device, dtype), grid.pad), grid, batch_size)
     logits = logits.to(image.device)
     return logits[0] if single else logits
 
@@ -239,8 +269,8 @@ def _blend(model: nn.Module, padded: torch.Tensor, grid: TileGrid, batch_size: i
                     total[b, :, r:r + grid.out_tile, c:c + grid.out_tile] += window * logits
                     if b == 0:
                         weight[r:r + grid.out_tile, c:c + grid.out_tile] += window
-    m = grid.margin
-    return (total / weight)[..., m:m + grid.height, m:m + grid.width]
+    top, left = grid.pad[0] - grid.context, grid.pad[2] - grid.context  # the image's first output pixel
+    return (total / weight)[..., top:top + grid.height, left:left + grid.width]
 
 
 def interior_agreement(a: torch.Tensor, b: torch.Tensor, border: int) -> float:

@@ -1,8 +1,8 @@
 """Retrain model-zoo entries from their recipes (``make zoo NAME=...``) and re-measure them.
 
 Every lab lists its entries as data (``ZOO_ENTRIES``: name -> :class:`~seglib.zoo.Recipe`);
-:func:`run` trains any of them the same way: seed, build, ``lab.train``,
-``lab.evaluate``. :func:`retrain` stores the result and re-measures the stored
+:func:`run` trains any of them the same way: seed, build, the lab's
+``init_entry`` if it has one, ``lab.train``, ``lab.evaluate``. :func:`retrain` stores the result and re-measures the stored
 half-precision weights, whose metrics are the ones of record.
 """
 
@@ -41,6 +41,8 @@ def run(name: str, recipe: Recipe, device: torch.device | str) -> ZooResult:
     device = torch.device(device)
     torch.manual_seed(recipe.seed)
     model = build_model(recipe.builder, **recipe.kwargs)
+    if hasattr(lab, "init_entry"):  # a start other than the builder's, e.g. a pretrained encoder
+        lab.init_entry(name, model, device)
     history = lab.train(model, recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, loss=recipe.loss,
                         seed=recipe.seed, eval_every=recipe.eval_every, device=device, desc=name)
     model = model.cpu()

@@ -137,6 +137,10 @@ def test_full_resolution_cost_matches_a_built_stack():
     assert activation_bytes(stack, x) == pytest.approx(cost["activation_mb"] * 2**20)
     with pytest.raises(ValueError, match="at least 2"):
         full_resolution_cost(1)
+    matched = full_resolution_cost(64, channels=8, receptive_field=17)
+    assert matched["layers"] == 8 and matched["gflops"] == pytest.approx(16 * cost["gflops"])
+    with pytest.raises(ValueError, match="receptive_field"):
+        full_resolution_cost(64, receptive_field=1)
 
 
 def test_object_patches_are_centred_and_labelled():
@@ -179,3 +183,39 @@ def test_train_runs_and_evaluates():
     assert not model.training
     with pytest.raises(ValueError, match="loss must be one of"):
         fcn.train(model, 1, loss="dice", progress=False)
+
+
+def test_transfer_encoder_copies_the_classifier_stages_only():
+    from seglib.labs.fcn import transfer_encoder
+    from seglib.models.fcn import PatchClassifier, build_fcn
+
+    torch.manual_seed(0)
+    classifier, fcn_model = PatchClassifier(), build_fcn("8s")
+    stage4 = fcn_model.encoder[3][0].weight.clone()
+    assert transfer_encoder(fcn_model, classifier) == len(classifier.encoder.state_dict())
+    for i in range(3):
+        assert torch.equal(fcn_model.encoder[i][0].weight, classifier.encoder[i][0].weight)
+    assert torch.equal(fcn_model.encoder[3][0].weight, stage4)
+    with pytest.raises(ValueError, match="widths"):
+        transfer_encoder(build_fcn("8s", widths=(8, 16, 32, 64, 64)), classifier)
+    with pytest.raises(TypeError, match="PatchClassifier"):
+        transfer_encoder(fcn_model, fcn_model)
+
+
+def test_transfer_study_entries_share_a_budget_and_differ_in_their_start():
+    from seglib.labs import fcn as fcn_lab
+
+    transfer, scratch = fcn_lab.ZOO_ENTRIES["fcn8s_transfer_seed2"], fcn_lab.ZOO_ENTRIES["fcn8s_scratch_seed2"]
+    assert transfer == scratch  # same recipe: only init_entry tells them apart
+    assert fcn_lab.TRANSFER_ENTRIES == ("fcn8s_transfer_seed0", "fcn8s_transfer_seed1", "fcn8s_transfer_seed2")
+
+
+def test_the_lab_trains_and_evaluates_a_patch_classifier():
+    from seglib.labs import fcn as fcn_lab
+    from seglib.models.fcn import PatchClassifier
+
+    torch.manual_seed(0)
+    model = PatchClassifier()
+    history = fcn_lab.train(model, 2, batch_size=2, progress=False)
+    assert history.total_steps == 2
+    assert 0.0 <= fcn_lab.evaluate(model)["accuracy"] <= 1.0

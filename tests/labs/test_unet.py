@@ -28,11 +28,22 @@ def test_train_on_scenes_with_aux_head_and_evaluator():
         unet_lab.train(model, 1, loss="hinge", progress=False)
 
 
-def test_aux_ablation_returns_both_curves():
-    keys = ("miou", "boundary_f1", "iou_circle", "iou_rectangle", "iou_triangle")
-    curves = unet_lab.aux_ablation(steps=2, batch_size=2, eval_every=1, progress=False,
-                                       evaluate=lambda model: dict.fromkeys(keys, 0.5))
-    assert set(curves) == {"with_aux", "without_aux"}
-    for curve in curves.values():
-        assert [point["step"] for point in curve] == [1, 2]
-        assert set(keys) <= set(curve[0])
+def test_ablation_entries_differ_only_in_the_aux_head():
+    entries = {name: r for name, r in unet_lab.ZOO_ENTRIES.items() if name.startswith("unet_ablation_")}
+    assert len(entries) == 2 * len(unet_lab.ABLATION_SEEDS)
+    aux, plain = entries["unet_ablation_aux_seed1"], entries["unet_ablation_plain_seed1"]
+    assert aux.kwargs["aux_head"] and not plain.kwargs["aux_head"]
+    assert (aux.steps, aux.batch_size, aux.lr, aux.seed) == (plain.steps, plain.batch_size, plain.lr, plain.seed)
+    assert (aux.loss, plain.loss) == ("cross_entropy_aux", "cross_entropy")
+
+
+def test_test_scores_cover_the_500_test_scenes():
+    from torch import nn
+
+    class Constant(nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 5, *x.shape[2:])
+
+    scores = unet_lab.test_scores(Constant())
+    assert scores.confusion.shape == (500, 5, 5)
+

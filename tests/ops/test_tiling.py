@@ -69,6 +69,46 @@ def test_same_unet_agrees_away_from_borders():
     assert interior_agreement(whole, tiled, border=4) > 0.9
 
 
+@pytest.mark.parametrize("height,width,tile,overlap", [(37, 50, 16, 4), (16, 16, 16, 0), (64, 100, 32, 16)])
+def test_inside_tiles_reproduce_a_pointwise_model_and_stay_inside(height, width, tile, overlap):
+    model = pointwise()
+    image = torch.rand(1, 3, height, width)
+    with torch.no_grad():
+        expected = model(image)
+    assert torch.allclose(tiled_predict(model, image, tile, overlap, border="inside"), expected, atol=1e-5)
+    grid = tile_grid(height, width, tile, overlap, border="inside")
+    assert grid.pad == (0, 0, 0, 0) and grid.rows[0] == 0 and grid.rows[-1] == height - tile
+    assert grid.cols[-1] == width - tile and all(b - a <= tile - overlap for a, b in zip(grid.cols, grid.cols[1:]))
+
+
+def test_inside_tiles_match_a_same_padded_network_at_the_image_edges():
+    torch.manual_seed(0)
+    model = UNet(num_classes=3, depth=2, base_width=4).eval()
+    image = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        whole = model(image)
+    inside = tiled_predict(model, image, tile=24, overlap=12, border="inside")
+    # the top-left tile sees exactly what the whole image shows there, zero padding included
+    assert torch.allclose(inside[..., :6, :6], whole[..., :6, :6], atol=1e-4)
+
+
+def test_inside_needs_a_same_padded_model_and_a_large_enough_image():
+    with pytest.raises(ValueError, match="border='inside' needs"):
+        tile_grid(10, 40, tile=16, overlap=4, border="inside")
+    with pytest.raises(ValueError, match="border='inside' needs"):
+        tile_grid(40, 40, tile=16, overlap=4, context=2, border="inside")
+    with pytest.raises(ValueError, match="border must be one of"):
+        tile_grid(40, 40, tile=16, overlap=4, border="zeros")
+
+
+def test_a_float64_model_is_tiled_in_float64():
+    model = pointwise().double()
+    image = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        expected = model(image.double())
+    assert torch.allclose(tiled_predict(model, image, 8, 2).double(), expected, atol=1e-6)
+
+
 def test_training_mode_restored():
     model = pointwise().train()
     tiled_predict(model, torch.rand(3, 10, 10), 8, 2)
