@@ -126,9 +126,9 @@ def banner() -> str:
         )
     elif dev.type == "cpu":
         lines.append(
-            "No GPU found: each notebook trains live for about a minute, then loads "
-            "the model zoo's checkpoints for the full-quality tables (about 1-2 "
-            "minutes per notebook on a 2-core laptop)."
+            "No GPU found: the notebooks that train do so live for about a minute, then load "
+            "the model zoo's checkpoints for the full-quality tables (1 to 3 minutes "
+            "per notebook on a 2-core laptop)."
         )
         if on_colab():
             lines.append(

@@ -2,6 +2,8 @@
 
 * :func:`semantic_counts`: how often counting the connected regions of a class
   in a semantic map gives the right number of things;
+* :func:`argmax_flip_rate`: the share of pixels that noise on one-hot scores
+  flips, computed exactly, to check the measured share against;
 * :func:`shift_study`: mask IoU against box IoU for every thing shifted by a
   few pixels, with how much of its box each shape fills; :func:`plot_shift_gap`;
 * :func:`unit_map`: the table of notebooks with their measured run times,
@@ -15,6 +17,7 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from scipy import ndimage
 
@@ -43,7 +46,7 @@ def _check_scenes(scenes: object) -> SceneBatch:
 
 
 def semantic_counts(scenes: SceneBatch) -> dict[str, torch.Tensor]:
-    """Things counted as connected regions (4-connected) of their class in the semantic map.
+    """Things counted as connected regions (8-connected: pixels touching at a corner join) of their class.
 
     One row per (scene, thing class present in the scene).
 
@@ -56,10 +59,26 @@ def semantic_counts(scenes: SceneBatch) -> dict[str, torch.Tensor]:
     for i in range(len(scenes)):
         labels = scenes.instances(i)["labels"]
         for c in labels.unique().tolist():
-            regions = ndimage.label((scenes.semantic[i] == c).numpy())[1]
+            regions = ndimage.label((scenes.semantic[i] == c).numpy(), structure=np.ones((3, 3)))[1]
             rows.append((i, c, int((labels == c).sum()), regions))
     table = torch.tensor(rows, dtype=torch.int64).reshape(-1, 4)
     return dict(zip(("scene", "label", "true", "regions"), table.unbind(dim=1)))
+
+
+def argmax_flip_rate(noise: float, num_classes: int, points: int = 20001) -> float:
+    """Probability that ``argmax(one_hot + noise * N(0, 1))`` misses the true class.
+
+    The true class scores ``1 + s Z0`` and each of the ``C - 1`` others ``s Zi``; the
+    argmax is right when ``1 + s Z0`` beats them all, with probability
+    ``integral of phi(z) Phi((1 + s z) / s) ** (C - 1) dz`` (trapezoid rule on ``points``).
+    """
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise <= 0:
+        raise ValueError(f"noise must be a positive number (the standard deviation), got {noise!r}")
+    check_int("num_classes", num_classes, 2)
+    z = torch.linspace(-10, 10, check_int("points", points, 3), dtype=torch.float64)
+    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
+    right = torch.trapezoid(normal.log_prob(z).exp() * normal.cdf((1 + noise * z) / noise) ** (num_classes - 1), z)
+    return 1.0 - float(right)
 
 
 def shift_mask(mask: torch.Tensor, dx: int, dy: int) -> torch.Tensor:

@@ -28,11 +28,13 @@ from seglib.data.batches import semantic_batches
 from seglib.data.shapes import SceneConfig
 from seglib.losses import AuxLoss
 from seglib.metrics.evaluation import scene_evaluator
-from seglib.metrics.uncertainty import SceneScores, split_scores
+from seglib.data.shapes import split_scenes
+from seglib.metrics.uncertainty import SceneScores, label_scores, split_scores
+from seglib.ops.crf import CRFParams, crf_refine
 from seglib.models.unet import UNet
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_choice
+from seglib.validation import check_choice, check_int
 from seglib.zoo import Recipe
 
 CONFIG = SceneConfig(size=64)
@@ -50,6 +52,12 @@ ABLATION_BATCH_SIZE = 16
 ABLATION_SEEDS = (0, 1, 2)
 #: Steps between the validation points stored in a zoo entry's training curve.
 ZOO_EVAL_EVERY = 250
+
+#: The CRF that refines DeepLab's output, chosen by :func:`choose_crf` (boundary F1 of the
+#: ``deeplab`` zoo entry on 100 validation scenes) among :data:`CRF_GRID`.
+CRF_PARAMS = CRFParams(w_bilateral=10.0, theta_rgb=0.05, theta_xy=4.0)
+CRF_GRID = tuple(CRFParams(w_bilateral=w, theta_rgb=rgb, theta_xy=xy)
+                 for w in (3.0, 10.0) for rgb in (0.05, 0.15) for xy in (2.0, 4.0))
 
 LOSSES = ("cross_entropy", "cross_entropy_aux")
 """Loss names of :func:`train`: plain cross entropy, or with the auxiliary head's term."""
@@ -119,3 +127,24 @@ def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: flo
     return train_loop(model.to(device), batches, AuxLoss(AUX_WEIGHT if loss == "cross_entropy_aux" else 0.0),
                       steps=steps, lr=lr, evaluate=evaluate or curve_evaluator(), eval_every=eval_every,
                       progress=progress, desc=desc)
+
+
+def crf_scores(model: nn.Module, split: str = "test", n: int | None = None, params: CRFParams = CRF_PARAMS
+               ) -> tuple[SceneScores, SceneScores]:
+    """``(before, after)``: :class:`SceneScores` of ``model`` on a split, without and with :func:`crf_refine`."""
+    check_choice("split", split, ("val", "test"))
+    scenes = split_scenes(split, CONFIG, n)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        logits = torch.cat([model(batch.to(device)).cpu() for batch in scenes.images.split(128)])
+    refined = crf_refine(logits, scenes.images, params)
+    return tuple(label_scores(scores.argmax(dim=1), scenes.semantic, CONFIG.num_classes)
+                 for scores in (logits, refined))
+
+
+def choose_crf(model: nn.Module, grid: tuple[CRFParams, ...] = CRF_GRID, n: int = 100) -> CRFParams:
+    """The parameters of ``grid`` with the best boundary F1 on ``n`` validation scenes (never the test split)."""
+    check_int("n", n, 1)
+    if not grid or not all(isinstance(params, CRFParams) for params in grid):
+        raise ValueError(f"grid must be a non-empty tuple of CRFParams, got {grid!r}")
+    return max(grid, key=lambda params: crf_scores(model, "val", n, params)[1].metric("boundary_f1"))

@@ -29,8 +29,8 @@ from seglib.zoo import Recipe
 CONFIG = SceneConfig(size=64, noise=0.0)
 """The scenes of notebook 01: 64 x 64, no pixel noise (noise would hide the artefacts)."""
 TASKS = ("reconstruction", "superresolution")
-LOSSES = ("mse",)
-"""Loss names of :func:`train`: the mean squared error of the pixels."""
+LOSSES = ("mse", "l1")
+"""Loss names of :func:`train`: the mean squared (L2) or absolute (L1) error of the pixels."""
 TEST_SCENES = 128
 #: The upsampling layers of the checkerboard study: label -> (kind, kernel size).
 STUDY_LAYERS = {"transposed_k3": ("transposed", 3), "transposed_k4": ("transposed", 4),
@@ -38,7 +38,16 @@ STUDY_LAYERS = {"transposed_k3": ("transposed", 3), "transposed_k4": ("transpose
 STUDY_SEEDS = (0, 1, 2)
 #: Budget of each super-resolver of the study: the cpu profile's live run.
 STUDY_STEPS, STUDY_BATCH_SIZE, STUDY_LR, STUDY_WIDTH = 250, 8, 3e-3, 16
+#: The blur study: the live autoencoder's recipe trained 10 times longer (``cae_long``),
+#: then with one thing changed: a code 4 times wider (``cae_wide``) or the L1 loss (``cae_l1``).
+BLUR_STEPS = 3000
+BLUR_ENTRIES = {"cae_long": ({"latent_channels": 8}, "mse"), "cae_wide": ({"latent_channels": 32}, "mse"),
+                "cae_l1": ({"latent_channels": 8}, "l1")}
 ZOO_ENTRIES: dict[str, Recipe] = {
+    name: Recipe(lab="upsampling", builder="conv_autoencoder", kwargs={"widths": [16, 32, 64], **kwargs},
+                 steps=BLUR_STEPS, batch_size=16, lr=1e-2, loss=loss, seed=1)
+    for name, (kwargs, loss) in BLUR_ENTRIES.items()
+} | {
     f"upsampler_{label}_seed{seed}": Recipe(
         lab="upsampling", builder="super_resolver", kwargs={"kind": kind, "width": STUDY_WIDTH, "kernel_size": k},
         steps=STUDY_STEPS, batch_size=STUDY_BATCH_SIZE, lr=STUDY_LR, loss="mse", seed=seed)
@@ -65,7 +74,7 @@ def train(model: nn.Module, steps: int, *, batch_size: int = 16, lr: float = 1e-
           eval_every: int | None = None, evaluate: Callable[[nn.Module], dict] | None = None,
           device: torch.device | str = "cpu", task: str | None = None, progress: bool = True,
           desc: str = "autoencoder") -> History:
-    """Train ``model`` in place on fresh scenes of :data:`CONFIG` with the mean squared error.
+    """Train ``model`` in place on fresh scenes of :data:`CONFIG` with a pixel loss (L2 by default).
 
     Args:
         model: images ``(B, 3, 64, 64)`` to images (``"reconstruction"``), or
@@ -73,7 +82,7 @@ def train(model: nn.Module, steps: int, *, batch_size: int = 16, lr: float = 1e-
         steps: optimiser steps.
         batch_size: scenes per step.
         lr: peak learning rate of AdamW (cosine schedule).
-        loss: ``"mse"``.
+        loss: ``"mse"`` (L2) or ``"l1"``.
         seed: seed of the training scenes.
         eval_every, evaluate: as for :func:`seglib.train.train`.
         device: where to train.
@@ -86,7 +95,8 @@ def train(model: nn.Module, steps: int, *, batch_size: int = 16, lr: float = 1e-
     """
     check_choice("loss", loss, LOSSES)
     task = _task(model, task)
-    return train_loop(model, _batches(task, batch_size, seed, device), F.mse_loss, steps=steps, lr=lr,
+    criterion = F.mse_loss if loss == "mse" else F.l1_loss
+    return train_loop(model, _batches(task, batch_size, seed, device), criterion, steps=steps, lr=lr,
                       evaluate=evaluate, eval_every=eval_every, device=device, progress=progress, desc=desc)
 
 

@@ -2,7 +2,8 @@
 
 * :func:`seed_estimate`: mean of a metric over training seeds, with a
   Student-t interval (few seeds give a wide one, as they should);
-* :func:`scene_scores` (and :func:`split_scores` on a split of generated scenes):
+* :func:`scene_scores` (:func:`split_scores` on a split of generated scenes,
+  :func:`label_scores` from predicted label maps):
   a model's per-scene confusion matrices and boundary F1 on a test set, the raw
   material of the bootstrap;
 * :func:`metric_estimate` and :func:`difference_estimate`: a dataset-level
@@ -109,16 +110,24 @@ def scene_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, n
         raise ValueError(f"labels must have shape {(images.shape[0], *images.shape[2:])} to match images "
                          f"{tuple(images.shape)}, got {tuple(labels.shape)}")
     check_int("batch_size", batch_size, 1)
-    check_int("boundary_tolerance", boundary_tolerance, 0)
     device = _model_device(model)
-    confusions, boundaries = [], []
     with eval_mode(model), torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            pred = _logits_of(model(images[start:start + batch_size].to(device))).argmax(dim=1).cpu()
-            target = labels[start:start + batch_size]
-            confusions.append(_confusion_matrices(pred, target, num_classes, ignore_index))
-            boundaries.append(_boundary_f1_per_image(pred, target, num_classes, boundary_tolerance, ignore_index))
-    return SceneScores(torch.cat(confusions), torch.cat(boundaries))
+        predicted = torch.cat([_logits_of(model(images[start:start + batch_size].to(device))).argmax(dim=1).cpu()
+                               for start in range(0, images.shape[0], batch_size)])
+    return label_scores(predicted, labels, num_classes, boundary_tolerance, ignore_index)
+
+
+def label_scores(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int, boundary_tolerance: int = 2,
+                 ignore_index: int | None = 255) -> SceneScores:
+    """The :class:`SceneScores` of predicted label maps ``(N, H, W)`` against ``labels (N, H, W)``."""
+    check_label_map("predicted", predicted, num_classes, None, "(N, H, W)", ndim=3)
+    check_label_map("labels", labels, num_classes, ignore_index, "(N, H, W)", ndim=3)
+    if predicted.shape != labels.shape:
+        raise ValueError(f"predicted must have the shape of labels {tuple(labels.shape)}, got {tuple(predicted.shape)}")
+    check_int("boundary_tolerance", boundary_tolerance, 0)
+    confusion = _confusion_matrices(predicted, labels, num_classes, ignore_index)
+    boundary = _boundary_f1_per_image(predicted, labels, num_classes, boundary_tolerance, ignore_index)
+    return SceneScores(confusion, boundary)
 
 
 def split_scores(model: nn.Module, config: SceneConfig, split: str = "test", n: int | None = None) -> SceneScores:

@@ -10,6 +10,7 @@ from typing import Callable
 
 from torch import nn
 
+from seglib.models.autoencoder import ConvAutoencoder
 from seglib.models.deeplab import DeepLab
 from seglib.models.fcn import PatchClassifier, build_fcn
 from seglib.models.maskrcnn import build_maskrcnn
@@ -25,6 +26,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "small_sam": build_small_sam,
     "super_resolver": SuperResolver,
     "patch_classifier": PatchClassifier,
+    "conv_autoencoder": ConvAutoencoder,
 }
 """Builder name -> the function or class that builds the model from keyword arguments."""
 

@@ -114,10 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seglib.tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--show", type=Path, metavar="RESULTS_JSON",
+                        help="print the table and the claims ledgers of a results file, run nothing")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # internal: run one, print JSON
     args = parser.parse_args(argv)
     if args.one:
         print("SEGLIB_BENCH=" + json.dumps(run_notebook(args.one.resolve())))
+        return 0
+    if args.show:
+        results = json.loads(args.show.read_text())
+        print(results_table(results) + "\n\n## Claims ledger\n\n" + ledger_tables(results))
         return 0
 
     from seglib.env import profile

@@ -47,3 +47,24 @@ def test_test_scores_cover_the_500_test_scenes():
     scores = unet_lab.test_scores(Constant())
     assert scores.confusion.shape == (500, 5, 5)
 
+
+
+def test_crf_scores_and_choice_use_validation_scenes():
+    from torch import nn
+
+    from seglib.ops.crf import CRFParams
+
+    class Noisy(nn.Module):  # the truth plus noise, as logits
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return torch.randn(x.shape[0], 5, *x.shape[2:], generator=torch.Generator().manual_seed(0))
+
+    grid = (CRFParams(iterations=1, window=3), CRFParams(iterations=2, window=3, w_bilateral=0.0))
+    before, after = unet_lab.crf_scores(Noisy(), "val", 3, grid[0])
+    assert before.confusion.shape == after.confusion.shape == (3, 5, 5)
+    assert unet_lab.choose_crf(Noisy(), grid, n=3) in grid
+    with pytest.raises(ValueError, match="split"):
+        unet_lab.crf_scores(Noisy(), "train", 3)

@@ -41,3 +41,18 @@ def test_ledger_tables():
     text = bench.ledger_tables(results)
     assert "### 02_fcn" in text and "00_overview" not in text
     assert "| fcn.skips | skips help | 0.2 | [0.1, 0.3] | > 0 | yes |" in text
+
+
+def test_show_prints_a_results_file(tmp_path, capsys):
+    import json
+
+    claim = {"statement": "skips help", "measured": 0.2, "threshold": 0.0, "relation": ">",
+             "interval": None, "holds": True}
+    results = {"profile": "cpu", "machine": "m", "date": "2026-01-01", "total_s": 5.0,
+               "notebooks": {"02_fcn": {"wall_s": 5.0, "peak_host_mb": 1, "peak_gpu_mb": 0, "metrics": {},
+                                        "claims": {"fcn.skips": claim}}}}
+    path = tmp_path / "cpu-m.json"
+    path.write_text(json.dumps(results))
+    assert bench.main(["--show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| 02_fcn | 5 |" in out and "| fcn.skips | skips help |" in out
