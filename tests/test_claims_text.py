@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 RESULTS = sorted((ROOT / "bench" / "results").glob("*.json"))
-LINK = re.compile(r"(?:(-?\d+(?:\.\d+)?)(\s*%)?\s*)?<!--\s*claim:\s*([A-Za-z0-9_.\-]+)(\s+threshold)?\s*-->")
+LINK = re.compile(r"(?:(?<![\w.])(-?\d+(?:\.\d+)?)(\s*%)?\s*)?<!--\s*claim:\s*([A-Za-z0-9_.\-]+)(\s+threshold)?\s*-->")
 
 
 def links(path):
@@ -89,6 +89,8 @@ def test_agrees_rounds_to_the_written_digits(number, percent, value, ok):
 
 
 def test_link_pattern():
-    text = "drops to 0.65<!-- claim: a.b --> and 12 %<!-- claim: c threshold --> <!-- claim: d -->"
+    text = ("drops to 0.65<!-- claim: a.b --> and 12 %<!-- claim: c threshold --> <!-- claim: d --> "
+            "boundary F1<!-- claim: e -->")
     assert [m.groups() for m in LINK.finditer(text)] == [
-        ("0.65", None, "a.b", None), ("12", " %", "c", " threshold"), (None, None, "d", None)]
+        ("0.65", None, "a.b", None), ("12", " %", "c", " threshold"), (None, None, "d", None),
+        (None, None, "e", None)]

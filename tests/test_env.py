@@ -82,7 +82,7 @@ def test_banner_says_when_the_gpu_profile_is_forced_without_a_gpu(monkeypatch, c
     seglib.setup(seed=0)
     out = capsys.readouterr().out
     assert "profile     gpu" in out
-    assert "trains live for about a minute" not in out  # not the cpu profile's promise
+    assert "live for about a minute" not in out  # not the cpu profile's promise
     assert "SEGLIB_PROFILE=gpu forces the gpu profile" in out and "on the CPU" in out and "far longer" in out
     assert "unset SEGLIB_PROFILE or set SEGLIB_PROFILE=cpu" in out
 
@@ -96,5 +96,5 @@ def test_banner_without_a_gpu_in_the_cpu_profile(monkeypatch):
         else:
             monkeypatch.setenv("SEGLIB_PROFILE", value)
         text = env.banner()
-        assert "No GPU found: each notebook trains live for about a minute" in text
+        assert "No GPU found: the notebooks that train do so live for about a minute" in text
         assert "forces the gpu profile" not in text

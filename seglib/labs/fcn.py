@@ -195,9 +195,10 @@ def evaluate(model: nn.Module) -> dict[str, float]:
     return scene_evaluator(CONFIG, "test")(model)
 
 
-def test_scores(model: nn.Module) -> SceneScores:
-    """Per-scene confusion matrices and boundary F1 on the 500 test scenes (for bootstrap intervals)."""
-    return split_scores(model, CONFIG, "test")
+def test_scores(model: nn.Module, n: int | None = None) -> SceneScores:
+    """Per-scene confusion matrices and boundary F1 on the first ``n`` of the 500 test scenes
+    (default: all of them), for bootstrap intervals."""
+    return split_scores(model, CONFIG, "test", n)
 
 
 def transfer_encoder(fcn: nn.Module, classifier: PatchClassifier) -> int:

@@ -24,7 +24,7 @@ from seglib.models.upsamplers import SuperResolver
 from seglib.train import History
 from seglib.train import train as train_loop
 from seglib.validation import check_choice, check_float_tensor, check_int
-from seglib.zoo import Recipe
+from seglib.zoo import Recipe, load
 
 CONFIG = SceneConfig(size=64, noise=0.0)
 """The scenes of notebook 01: 64 x 64, no pixel noise (noise would hide the artefacts)."""
@@ -114,22 +114,37 @@ def evaluate(model: nn.Module, task: str | None = None) -> dict[str, float]:
     return {"test_mse": F.mse_loss(model(inputs), scenes.images).item()}
 
 
+def ring_power(images: torch.Tensor, bands: int = 8) -> torch.Tensor:
+    """Power of each image in each ring of radial spatial frequency: float64 ``(B, bands)``.
+
+    Each image loses its per-channel mean and goes through a 2-D FFT; its power
+    (summed over channels) is summed over rings of radial frequency in cycles
+    per pixel, ``0`` to ``0.5`` (the corners beyond 0.5 join the last ring).
+    """
+    check_float_tensor("images", images)
+    check_int("bands", bands)
+    height, width = images.shape[-2:]
+    fy = torch.fft.fftfreq(height, device=images.device).view(-1, 1)
+    fx = torch.fft.fftfreq(width, device=images.device).view(1, -1)
+    ring = ((fy**2 + fx**2).sqrt() / 0.5 * bands).long().clamp(max=bands - 1).flatten()
+    stack = images.detach().double()
+    power = torch.fft.fft2(stack - stack.mean(dim=(-2, -1), keepdim=True)).abs().pow(2).sum(dim=1).flatten(1)
+    return torch.zeros(images.shape[0], bands, dtype=torch.float64, device=images.device).index_add_(
+        1, ring, power).cpu()
+
+
 def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
                       bands: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """How much of the inputs' power at each spatial frequency the reconstructions keep.
 
-    Both stacks lose their per-channel mean, go through a 2-D FFT, and their
-    power is summed over rings of radial frequency (in cycles per pixel,
-    ``0`` to ``0.5``; the corners beyond 0.5 join the last ring).
-
     Args:
         reconstructions, images: float ``(B, C, H, W)`` of the same shape.
-        bands: number of rings.
+        bands: number of rings (see :func:`ring_power`).
 
     Returns:
         ``(centres, ratio)``, both float ``(bands,)``: the ring centres in
-        cycles per pixel and the summed power of ``reconstructions`` over that
-        of ``images`` in each ring.
+        cycles per pixel and the power of ``reconstructions`` over that of
+        ``images`` in each ring, summed over the batch.
     """
     check_float_tensor("reconstructions", reconstructions)
     check_float_tensor("images", images)
@@ -137,19 +152,9 @@ def band_energy_ratio(reconstructions: torch.Tensor, images: torch.Tensor,
         raise ValueError(f"reconstructions must have the shape of images {tuple(images.shape)}, "
                          f"got {tuple(reconstructions.shape)}")
     check_int("bands", bands)
-    height, width = images.shape[-2:]
-    fy = torch.fft.fftfreq(height, device=images.device).view(-1, 1)
-    fx = torch.fft.fftfreq(width, device=images.device).view(1, -1)
-    ring = ((fy**2 + fx**2).sqrt() / 0.5 * bands).long().clamp(max=bands - 1).flatten()
-
-    def ring_power(stack: torch.Tensor) -> torch.Tensor:
-        stack = stack.detach().double()
-        power = torch.fft.fft2(stack - stack.mean(dim=(-2, -1), keepdim=True)).abs().pow(2)
-        return torch.zeros(bands, dtype=torch.float64, device=stack.device).index_add_(
-            0, ring, power.sum(dim=(0, 1)).flatten())
-
     centres = (torch.arange(bands, dtype=torch.float64) + 0.5) * 0.5 / bands
-    return centres.float(), (ring_power(reconstructions) / ring_power(images).clamp_min(1e-30)).float().cpu()
+    kept = ring_power(reconstructions, bands).sum(0) / ring_power(images, bands).sum(0).clamp_min(1e-30)
+    return centres.float(), kept.float()
 
 
 def checkerboard_amplitude(images: torch.Tensor, period: int = 2, border: int = 0) -> torch.Tensor:
@@ -184,3 +189,36 @@ def checkerboard_amplitude(images: torch.Tensor, period: int = 2, border: int = 
             phase = centred[..., row::period, column::period]
             pattern[..., row::period, column::period] = phase.mean(dim=(-2, -1), keepdim=True)
     return pattern.pow(2).mean(dim=(1, 2, 3)).sqrt().to(images.dtype)
+
+
+def high_band_kept(recon_power: torch.Tensor, image_power: torch.Tensor, index: torch.Tensor | None = None) -> float:
+    """Share of the images' power kept in the highest ring, from :func:`ring_power` of both stacks.
+
+    ``index`` selects scenes (a bootstrap resample); default: all of them.
+    """
+    index = torch.arange(image_power.shape[0]) if index is None else index
+    return (recon_power[index, -1].sum() / image_power[index, -1].sum()).item()
+
+
+@torch.no_grad()
+def seed_study(grey: torch.Tensor, low_res: torch.Tensor, images: torch.Tensor) -> dict[str, dict[str, list[float]]]:
+    """Grid amplitude on ``grey (1, 3, h, w)`` before and after training, and test MSE, of every study entry.
+
+    For each layer of :data:`STUDY_LAYERS` and seed of :data:`STUDY_SEEDS`: the
+    freshly initialised super-resolver of that seed (as the zoo built it) and the
+    zoo's trained one, which upsamples ``low_res (N, 3, h, w)`` towards ``images
+    (N, 3, 2h, 2w)``. Returns ``{label: {"grid before", "grid after", "test MSE"}}``,
+    each a list over the seeds.
+    """
+    study = {}
+    for label, (kind, k) in STUDY_LAYERS.items():
+        row: dict[str, list[float]] = {"grid before": [], "grid after": [], "test MSE": []}
+        for seed in STUDY_SEEDS:
+            torch.manual_seed(seed)
+            fresh = SuperResolver(kind, width=STUDY_WIDTH, kernel_size=k)
+            trained = load(f"upsampler_{label}_seed{seed}", "cpu")
+            row["grid before"].append(checkerboard_amplitude(fresh(grey), border=2).item())
+            row["grid after"].append(checkerboard_amplitude(trained(grey), border=2).item())
+            row["test MSE"].append(F.mse_loss(trained(low_res), images).item())
+        study[label] = row
+    return study
