@@ -31,7 +31,6 @@ from seglib.metrics.evaluation import scene_evaluator
 from seglib.data.shapes import split_scenes
 from seglib.metrics.uncertainty import SceneScores, label_scores, split_scores
 from seglib.ops.crf import CRFParams, crf_refine
-from seglib.models.unet import UNet
 from seglib.train import History
 from seglib.train import train as train_loop
 from seglib.validation import check_choice, check_int
