@@ -87,8 +87,9 @@ def _boxes(masks: torch.Tensor) -> torch.Tensor:
     """xyxy boxes (pixel edges) of bool masks ``(B,N,H,W)``; zeros for empty masks."""
     size_h, size_w = masks.shape[-2:]
     device = masks.device
-    cols = masks.any(dim=2)  # (B,N,W)
-    rows = masks.any(dim=3)  # (B,N,H)
+    bytes_ = masks.view(torch.uint8)  # max over bytes: many times faster than any() on bools
+    cols = bytes_.amax(dim=2).bool()  # (B,N,W)
+    rows = bytes_.amax(dim=3).bool()  # (B,N,H)
     xs = torch.arange(size_w, device=device)
     ys = torch.arange(size_h, device=device)
     big = max(size_h, size_w) + 1
@@ -97,7 +98,7 @@ def _boxes(masks: torch.Tensor) -> torch.Tensor:
     y1 = torch.where(rows, ys, big).amin(dim=2)
     y2 = torch.where(rows, ys + 1, -1).amax(dim=2)
     boxes = torch.stack([x1, y1, x2, y2], dim=2).float()
-    return torch.where(masks.flatten(2).any(dim=2, keepdim=True), boxes, torch.zeros_like(boxes))
+    return torch.where(rows.any(dim=2, keepdim=True), boxes, torch.zeros_like(boxes))
 
 
 

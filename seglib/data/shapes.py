@@ -214,12 +214,39 @@ class SceneBatch:
 
 
 def _areas(masks: torch.Tensor) -> torch.Tensor:
-    """Pixel counts int32 ``(B, N)`` of bool masks ``(B, N, H, W)`` (summed as bytes: twice as fast as bool)."""
-    return masks.flatten(2).view(torch.uint8).sum(dim=2, dtype=torch.int32)
+    """Pixel counts int32 ``(B, N)`` of bool masks ``(B, N, H, W)``.
+
+    Eight mask bytes are added at once as one int64 word: byte lanes never carry
+    while fewer than 256 words are summed, so summing groups of at most 255
+    words and then the lanes is exact, and many times faster than a bool sum.
+    """
+    flat = masks.reshape(*masks.shape[:2], -1).view(torch.uint8)
+    words = -(-flat.shape[2] // 8)
+    groups = -(-words // 255)
+    per_group = -(-words // groups)
+    flat = torch.nn.functional.pad(flat, (0, groups * per_group * 8 - flat.shape[2]))
+    lanes = flat.reshape(*flat.shape[:2], groups, per_group * 8).view(torch.int64).sum(dim=3)
+    return lanes.view(torch.uint8).sum(dim=2, dtype=torch.int32)
 
 
-def _generate_chunk(config: SceneConfig, batch: int, generator, device) -> SceneBatch:
+def _empty_batch(config: SceneConfig, n: int, device) -> SceneBatch:
+    """Uninitialised storage for ``n`` scenes, filled chunk by chunk (no final concatenation)."""
     size, slots = config.size, max(config.max_objects, 1)
+    return SceneBatch(
+        images=torch.empty(n, 3, size, size, device=device),
+        semantic=torch.empty(n, size, size, dtype=torch.int64, device=device),
+        instance_map=torch.empty(n, size, size, dtype=torch.int64, device=device),
+        masks=torch.empty(n, slots, size, size, dtype=torch.bool, device=device),
+        boxes=torch.empty(n, slots, 4, device=device),
+        labels=torch.empty(n, slots, dtype=torch.int64, device=device),
+        valid=torch.empty(n, slots, dtype=torch.bool, device=device),
+        config=config,
+    )
+
+
+def _generate_chunk(config: SceneConfig, generator, device, out: SceneBatch) -> None:
+    """Draw ``len(out)`` scenes into the views of ``out``."""
+    batch, size, slots = len(out), config.size, max(config.max_objects, 1)
     n_stuff = len(config.stuff_names)
     low, high = config.object_size
 
@@ -251,37 +278,24 @@ def _generate_chunk(config: SceneConfig, batch: int, generator, device) -> Scene
     semantic, image = _background(config, batch, generator, device)
     # Things are disjoint after occlusion, so one reduction paints them all.
     slot_ids = torch.arange(1, slots + 1, device=device, dtype=torch.uint8).view(1, slots, 1, 1)
-    instance_map = (masks.to(torch.uint8) * slot_ids).amax(dim=1).long()
+    instance_map = out.instance_map.copy_((masks.to(torch.uint8) * slot_ids).amax(dim=1))
     is_thing = instance_map > 0
     slot = (instance_map - 1).clamp(min=0)
-    semantic = torch.where(is_thing, labels.gather(1, slot.flatten(1)).view_as(slot), semantic)
-    thing_colour = colour.gather(1, slot.flatten(1).unsqueeze(2).expand(-1, -1, 3))
-    thing_colour = thing_colour.transpose(1, 2).reshape(batch, 3, size, size)
-    image = torch.where(is_thing.unsqueeze(1), thing_colour, image)
+    torch.where(is_thing, labels.gather(1, slot.flatten(1)).view_as(slot), semantic, out=out.semantic)
+    palette = colour.transpose(1, 2)  # (B,3,N): a gather per channel is 4x faster than one over (B,HW,3)
+    thing_colour = palette.gather(2, slot.flatten(1).unsqueeze(1).expand(-1, 3, -1)).view(batch, 3, size, size)
+    image = torch.where(is_thing.unsqueeze(1), thing_colour, image, out=out.images)
     if config.noise > 0:
         # Uniform noise with standard deviation `noise`: as good as Gaussian
         # here and several times cheaper to draw on a CPU.
         spread = config.noise * math.sqrt(12)
-        image = image + spread * (torch.rand(image.shape, generator=generator, device=device) - 0.5)
-    image = image.clamp_(0, 1)
-
-    return SceneBatch(
-        images=image.float(),
-        semantic=semantic,
-        instance_map=instance_map,
-        masks=masks,
-        boxes=_boxes(masks),
-        labels=labels,
-        valid=keep,
-        config=config,
-    )
-
-
-def _cat(batches: Sequence[SceneBatch]) -> SceneBatch:
-    if len(batches) == 1:
-        return batches[0]
-    fields = ("images", "semantic", "instance_map", "masks", "boxes", "labels", "valid")
-    return SceneBatch(config=batches[0].config, **{f: torch.cat([getattr(b, f) for b in batches]) for f in fields})
+        noise = torch.rand(image.shape, generator=generator, device=device)
+        image.add_(noise.sub_(0.5).mul_(spread))
+    image.clamp_(0, 1)
+    out.masks.copy_(masks)
+    out.boxes.copy_(_boxes(masks))
+    out.labels.copy_(labels)
+    out.valid.copy_(keep)
 
 
 def generate_scenes(
@@ -310,11 +324,10 @@ def generate_scenes(
         raise TypeError(f"config must be a SceneConfig, got {type(config).__name__}")
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(int(seed))
-    chunks = [
-        _generate_chunk(config, min(_CHUNK, n - start), generator, device)
-        for start in range(0, n, _CHUNK)
-    ]
-    return _cat(chunks)
+    scenes = _empty_batch(config, n, device)
+    for start in range(0, n, _CHUNK):
+        _generate_chunk(config, generator, device, scenes[start : start + _CHUNK])
+    return scenes
 
 
 def scene_stream(
@@ -330,7 +343,9 @@ def scene_stream(
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(int(seed))
     while True:
-        yield _generate_chunk(config, batch_size, generator, device)
+        scenes = _empty_batch(config, batch_size, device)
+        _generate_chunk(config, generator, device, scenes)
+        yield scenes
 
 
 def split_scenes(split: str, config: SceneConfig | None = None, n: int | None = None) -> SceneBatch:
