@@ -173,6 +173,12 @@ ZOO_ENTRIES: dict[str, Recipe] = {
                                         steps=TRANSFER_STEPS, batch_size=BATCH_SIZE, lr=LEARNING_RATE,
                                         loss="cross_entropy", seed=seed)
     for start in ("transfer", "scratch") for seed in TRANSFER_SEEDS
+} | {
+    f"fcn{variant}_{init}_seed{seed}": Recipe(
+        lab="fcn", builder="fcn", kwargs={"variant": variant, "num_classes": CONFIG.num_classes, "upsampler_init": init},
+        steps=TRANSFER_STEPS, batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss="cross_entropy", seed=seed)
+    for variant, init in (("32s", "bilinear"), ("16s", "bilinear"), ("8s", "random"))
+    for seed in TRANSFER_SEEDS
 }
 """The zoo entries of notebook 02 (run by ``make zoo NAME=...``): the three FCNs,
 the patch classifier and the transfer study."""

@@ -49,6 +49,11 @@ AUX_WEIGHT = 0.5
 ABLATION_STEPS = 400
 ABLATION_BATCH_SIZE = 16
 ABLATION_SEEDS = (0, 1, 2)
+#: The architecture study: each model trained like the plain ablation arm (same loss, steps,
+#: batches and seeds), label -> (builder, kwargs). The U-Net arm is ``unet_ablation_plain_seed*``.
+ARCH_STUDY = {"fcn8s": ("fcn", {"variant": "8s"}), "unet_residual": ("unet", {"block": "residual"}),
+              "unet_inception": ("unet", {"block": "inception"}), "unet_dense": ("unet", {"block": "dense"}),
+              "deeplab": ("deeplab", {})}
 #: Steps between the validation points stored in a zoo entry's training curve.
 ZOO_EVAL_EVERY = 250
 
@@ -74,8 +79,20 @@ ZOO_ENTRIES: dict[str, Recipe] = {
         lab="unet", builder="unet", kwargs={"num_classes": CONFIG.num_classes, "aux_head": label == "aux"},
         steps=ABLATION_STEPS, batch_size=ABLATION_BATCH_SIZE, lr=LEARNING_RATE, loss=loss, seed=seed)
     for label, loss in (("aux", "cross_entropy_aux"), ("plain", "cross_entropy")) for seed in ABLATION_SEEDS
+} | {
+    f"arch_{label}_seed{seed}": Recipe(
+        lab="unet", builder=builder, kwargs={"num_classes": CONFIG.num_classes, **kwargs},
+        steps=ABLATION_STEPS, batch_size=ABLATION_BATCH_SIZE, lr=LEARNING_RATE, loss="cross_entropy", seed=seed)
+    for label, (builder, kwargs) in ARCH_STUDY.items() for seed in ABLATION_SEEDS
 }
 """The zoo entries of notebook 03 (run by ``make zoo NAME=...``)."""
+
+
+def arch_entry(label: str, seed: int) -> str:
+    """Zoo entry of the architecture study: ``label`` ``"unet"`` (the plain ablation arm) or one of :data:`ARCH_STUDY`."""
+    check_choice("label", label, ("unet", *ARCH_STUDY))
+    check_choice("seed", seed, ABLATION_SEEDS)
+    return f"unet_ablation_plain_seed{seed}" if label == "unet" else f"arch_{label}_seed{seed}"
 
 
 def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:

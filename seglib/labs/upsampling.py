@@ -18,8 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.data.batches import reconstruction_batches, superresolution_batches
+from seglib.data.batches import reconstruction_batches, semantic_batches, superresolution_batches
 from seglib.data.shapes import SceneConfig, split_scenes
+from seglib.metrics.evaluation import scene_evaluator
+from seglib.metrics.uncertainty import SceneScores, split_scores
+from seglib.models.segnet import SEGNET_UPSAMPLING, SegNet
 from seglib.models.upsamplers import SuperResolver
 from seglib.train import History
 from seglib.train import train as train_loop
@@ -28,9 +31,10 @@ from seglib.zoo import Recipe, load
 
 CONFIG = SceneConfig(size=64, noise=0.0)
 """The scenes of notebook 01: 64 x 64, no pixel noise (noise would hide the artefacts)."""
-TASKS = ("reconstruction", "superresolution")
-LOSSES = ("mse", "l1")
-"""Loss names of :func:`train`: the mean squared (L2) or absolute (L1) error of the pixels."""
+TASKS = ("reconstruction", "superresolution", "segmentation")
+LOSSES = ("mse", "l1", "cross_entropy")
+"""Loss names of :func:`train`: the mean squared (L2) or absolute (L1) error of the pixels,
+or the pixel-wise cross entropy of the segmentation task."""
 TEST_SCENES = 128
 #: The upsampling layers of the checkerboard study: label -> (kind, kernel size).
 STUDY_LAYERS = {"transposed_k3": ("transposed", 3), "transposed_k4": ("transposed", 4),
@@ -54,12 +58,25 @@ ZOO_ENTRIES: dict[str, Recipe] = {
     for label, (kind, k) in STUDY_LAYERS.items() for seed in STUDY_SEEDS
 }
 """The checkerboard study: each upsampling layer of :data:`STUDY_LAYERS` in a
-:class:`~seglib.models.upsamplers.SuperResolver`, trained from each seed of :data:`STUDY_SEEDS`."""
+:class:`~seglib.models.upsamplers.SuperResolver`, trained from each seed of :data:`STUDY_SEEDS`;
+the blur study (:data:`BLUR_ENTRIES`); the unpooling study (:data:`SEGNET_STEPS`)."""
+#: The unpooling study: a SegNet decoding with the pooling indices (``segnet_unpool_seed*``) or with
+#: 2x2 transposed convolutions (``segnet_transposed_seed*``), segmenting the scenes of :data:`CONFIG`.
+SEGNET_STEPS, SEGNET_BATCH_SIZE, SEGNET_LR = 400, 16, 3e-3
+ZOO_ENTRIES |= {
+    f"segnet_{kind}_seed{seed}": Recipe(
+        lab="upsampling", builder="segnet", kwargs={"num_classes": CONFIG.num_classes, "upsampling": kind},
+        steps=SEGNET_STEPS, batch_size=SEGNET_BATCH_SIZE, lr=SEGNET_LR, loss="cross_entropy", seed=seed)
+    for kind in SEGNET_UPSAMPLING for seed in STUDY_SEEDS
+}
 
 
 def _task(model: nn.Module, task: str | None) -> str:
-    """``task``, or the task of ``model``'s type: super-resolution for a SuperResolver."""
+    """``task``, or the task of ``model``'s type: super-resolution for a SuperResolver,
+    segmentation for a SegNet, else reconstruction."""
     if task is None:
+        if isinstance(model, SegNet):
+            return "segmentation"
         return "superresolution" if isinstance(model, SuperResolver) else "reconstruction"
     return check_choice("task", task, TASKS)
 
@@ -67,6 +84,8 @@ def _task(model: nn.Module, task: str | None) -> str:
 def _batches(task: str, batch_size: int, seed: int, device):
     if task == "reconstruction":
         return reconstruction_batches(batch_size, CONFIG, seed=seed, device=device)
+    if task == "segmentation":
+        return semantic_batches(CONFIG, batch_size, seed=seed, device=device)
     return superresolution_batches(batch_size, CONFIG, seed=seed, device=device)
 
 
@@ -77,17 +96,19 @@ def train(model: nn.Module, steps: int, *, batch_size: int = 16, lr: float = 1e-
     """Train ``model`` in place on fresh scenes of :data:`CONFIG` with a pixel loss (L2 by default).
 
     Args:
-        model: images ``(B, 3, 64, 64)`` to images (``"reconstruction"``), or
-            ``(B, 3, 32, 32)`` to ``(B, 3, 64, 64)`` (``"superresolution"``).
+        model: images ``(B, 3, 64, 64)`` to images (``"reconstruction"``),
+            ``(B, 3, 32, 32)`` to ``(B, 3, 64, 64)`` (``"superresolution"``), or
+            to logits ``(B, 5, 64, 64)`` (``"segmentation"``).
         steps: optimiser steps.
         batch_size: scenes per step.
         lr: peak learning rate of AdamW (cosine schedule).
-        loss: ``"mse"`` (L2) or ``"l1"``.
+        loss: ``"mse"`` (L2) or ``"l1"``; ``"cross_entropy"`` for segmentation.
         seed: seed of the training scenes.
         eval_every, evaluate: as for :func:`seglib.train.train`.
         device: where to train.
         task: one of :data:`TASKS`; default: ``"superresolution"`` for a
-            :class:`~seglib.models.upsamplers.SuperResolver`, else ``"reconstruction"``.
+            :class:`~seglib.models.upsamplers.SuperResolver`, ``"segmentation"`` for a
+            :class:`~seglib.models.segnet.SegNet`, else ``"reconstruction"``.
         progress: show a progress bar.
 
     Returns:
@@ -95,23 +116,35 @@ def train(model: nn.Module, steps: int, *, batch_size: int = 16, lr: float = 1e-
     """
     check_choice("loss", loss, LOSSES)
     task = _task(model, task)
-    criterion = F.mse_loss if loss == "mse" else F.l1_loss
+    if (task == "segmentation") != (loss == "cross_entropy"):
+        raise ValueError(f"loss must be 'cross_entropy' for the segmentation task and a pixel loss otherwise, "
+                         f"got loss={loss!r} for task={task!r}")
+    criterion = {"mse": F.mse_loss, "l1": F.l1_loss, "cross_entropy": F.cross_entropy}[loss]
     return train_loop(model, _batches(task, batch_size, seed, device), criterion, steps=steps, lr=lr,
                       evaluate=evaluate, eval_every=eval_every, device=device, progress=progress, desc=desc)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, task: str | None = None) -> dict[str, float]:
-    """``{"test_mse": ...}``: the mean squared error on :data:`TEST_SCENES` test scenes, on the CPU.
+    """``{"test_mse": ...}``: the mean squared error on :data:`TEST_SCENES` test scenes, on the CPU;
+    for the segmentation task mIoU, boundary F1 and the rest of ``flat_metrics`` on the 500 test scenes.
 
     ``task`` as for :func:`train` (default: inferred from the model). The model
     is moved to the CPU (128 scenes are quick there) and stays there.
     """
     task = _task(model, task)
+    if task == "segmentation":
+        return scene_evaluator(CONFIG, "test")(model)
     scenes = split_scenes("test", CONFIG, n=TEST_SCENES)
     inputs = scenes.images if task == "reconstruction" else F.avg_pool2d(scenes.images, 2)
     model.cpu()
     return {"test_mse": F.mse_loss(model(inputs), scenes.images).item()}
+
+
+def test_scores(model: nn.Module, n: int | None = None) -> SceneScores:
+    """Per-scene confusion matrices and boundary F1 of a segmenter on the first ``n`` test scenes of
+    :data:`CONFIG` (default: all 500), for bootstrap intervals."""
+    return split_scores(model, CONFIG, "test", n)
 
 
 def ring_power(images: torch.Tensor, bands: int = 8) -> torch.Tensor:

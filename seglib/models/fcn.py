@@ -29,12 +29,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from seglib.validation import check_float_tensor, check_positive_int
+from seglib.validation import check_choice, check_float_tensor, check_positive_int
 
 __all__ = [
     "Encoder",
     "FCN",
     "PatchClassifier",
+    "UPSAMPLER_INITS",
     "VARIANTS",
     "bilinear_kernel",
     "bilinear_upsampler",
@@ -45,6 +46,8 @@ __all__ = [
 
 #: FCN variant -> output strides whose class scores are summed (coarsest first).
 VARIANTS: dict[str, tuple[int, ...]] = {"32s": (32,), "16s": (32, 16), "8s": (32, 16, 8)}
+#: Starts of FCN's upsamplings: bilinear interpolation, or PyTorch's default random initialisation.
+UPSAMPLER_INITS = ("bilinear", "random")
 
 
 def _check_widths(widths: object, minimum_stages: int) -> tuple[int, ...]:
@@ -279,23 +282,28 @@ class FCN(nn.Module):
     * ``"8s"``: as 16s, then upsampled 2x again and summed with scores from
       stage 3 (stride 8), then upsampled 8x.
 
-    Every upsampling is a transposed convolution initialised to bilinear
-    interpolation (:func:`bilinear_upsampler`); the skip score layers start at
-    zero, so at initialisation every variant predicts the same as FCN-32s.
+    Every upsampling is a learned transposed convolution, initialised to
+    bilinear interpolation (:func:`bilinear_upsampler`) or, with
+    ``upsampler_init="random"``, as PyTorch initialises any ``ConvTranspose2d``.
+    The skip score layers start at zero, so with bilinear upsamplers every
+    variant predicts the same as FCN-32s at initialisation. (The paper learns
+    its 2x upsamplings from bilinear and keeps the final one fixed.)
 
     Args:
         num_classes: K.
         variant: ``"32s"``, ``"16s"`` or ``"8s"``.
         widths: channels of the five encoder stages.
         head_width: channels of the convolutionalized head.
+        upsampler_init: ``"bilinear"`` or ``"random"`` start of the upsamplings.
 
     Shapes: images ``(B, 3, H, W)`` with ``H`` and ``W`` multiples of 32 ->
     logits ``(B, K, H, W)``.
     """
 
     def __init__(self, num_classes: int = 5, variant: str = "8s", widths: Sequence[int] = (16, 32, 64, 128, 128),
-                 head_width: int = 128):
+                 head_width: int = 128, upsampler_init: str = "bilinear"):
         super().__init__()
+        check_choice("upsampler_init", upsampler_init, UPSAMPLER_INITS)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
         check_positive_int("num_classes", num_classes)
@@ -321,6 +329,10 @@ class FCN(nn.Module):
             nn.init.zeros_(layer.bias)
         self.up2 = nn.ModuleList(bilinear_upsampler(num_classes, 2) for _ in strides[1:])
         self.final_up = bilinear_upsampler(num_classes, strides[-1])
+        self.upsampler_init = upsampler_init
+        if upsampler_init == "random":
+            for layer in (*self.up2, self.final_up):
+                layer.reset_parameters()
 
     @property
     def output_stride(self) -> int:
@@ -339,8 +351,9 @@ class FCN(nn.Module):
 
 
 def build_fcn(variant: str = "8s", num_classes: int = 5, widths: Sequence[int] = (16, 32, 64, 128, 128),
-              head_width: int = 128) -> FCN:
+              head_width: int = 128, upsampler_init: str = "bilinear") -> FCN:
     """An :class:`FCN` (the builder the model zoo records)."""
-    return FCN(num_classes=num_classes, variant=variant, widths=tuple(widths), head_width=head_width)
+    return FCN(num_classes=num_classes, variant=variant, widths=tuple(widths), head_width=head_width,
+               upsampler_init=upsampler_init)
 
 

@@ -15,6 +15,7 @@ from seglib.models.deeplab import DeepLab
 from seglib.models.fcn import PatchClassifier, build_fcn
 from seglib.models.maskrcnn import build_maskrcnn
 from seglib.models.promptable.model import build_small_sam
+from seglib.models.segnet import SegNet
 from seglib.models.unet import UNet
 from seglib.models.upsamplers import SuperResolver
 
@@ -27,6 +28,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "super_resolver": SuperResolver,
     "patch_classifier": PatchClassifier,
     "conv_autoencoder": ConvAutoencoder,
+    "segnet": SegNet,
 }
 """Builder name -> the function or class that builds the model from keyword arguments."""
 

@@ -29,7 +29,7 @@ max-pool sees an even size (:meth:`UNet.stage_shapes` explains which).
 
 ``block="residual"`` replaces each pair of convolutions by a residual block
 (a shortcut around the two convolutions, a 1x1 convolution where the channels
-change). ``aux_head=True`` adds a 1x1 classifier on the bottleneck whose
+change); ``"inception"`` and ``"dense"`` by the blocks of :mod:`seglib.models.blocks`. ``aux_head=True`` adds a 1x1 classifier on the bottleneck whose
 coarse prediction gets its own loss during training (:class:`AuxLoss`): the
 high-resolution skips let the decoder separate shape from background
 locally, but *which* shape it is must come through the bottleneck, and the
@@ -42,12 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglib.models.blocks import DenseBlock, InceptionBlock
 from seglib.validation import check_choice, check_positive_int
 
-__all__ = ["BLOCKS", "ConvBlock", "DecoderBlock", "PADDINGS", "UNet", "center_crop"]
+__all__ = ["BLOCKS", "ConvBlock", "DecoderBlock", "PADDINGS", "UNet", "center_crop", "make_block"]
 
 PADDINGS = ("same", "valid")
-BLOCKS = ("plain", "residual")
+BLOCKS = ("plain", "residual", "inception", "dense")
 
 
 def _check_features(name: str, x: object, channels: int | None = None) -> torch.Tensor:
@@ -132,6 +133,22 @@ class ConvBlock(nn.Module):
         return F.relu(y + shortcut, inplace=True)
 
 
+def make_block(block: str, in_channels: int, out_channels: int, padding: str = "same") -> nn.Module:
+    """The convolutions of one U-Net level, ``(B, in, H, W) -> (B, out, H', W')``.
+
+    ``block`` is one of :data:`BLOCKS`: ``"plain"`` or ``"residual"`` (:class:`ConvBlock`,
+    either padding), ``"inception"`` (:class:`~seglib.models.blocks.InceptionBlock`) or
+    ``"dense"`` (:class:`~seglib.models.blocks.DenseBlock`), same padding only.
+    """
+    check_choice("block", block, BLOCKS)
+    check_choice("padding", padding, PADDINGS)
+    if block in ("plain", "residual"):
+        return ConvBlock(in_channels, out_channels, padding, residual=block == "residual")
+    if padding != "same":
+        raise ValueError(f"block={block!r} needs padding='same', got padding={padding!r}")
+    return InceptionBlock(in_channels, out_channels) if block == "inception" else DenseBlock(in_channels, out_channels)
+
+
 class DecoderBlock(nn.Module):
     """One level of U-Net's expanding path: up-convolution, concatenation, two convolutions.
 
@@ -148,14 +165,14 @@ class DecoderBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int, padding: str = "same",
-                 residual: bool = False) -> None:
+                 block: str = "plain") -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_positive_int("skip_channels", skip_channels)
         check_positive_int("out_channels", out_channels)
         self.in_channels, self.skip_channels = in_channels, skip_channels
         self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
-        self.block = ConvBlock(skip_channels + out_channels, out_channels, padding, residual)
+        self.block = make_block(block, skip_channels + out_channels, out_channels, padding)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         _check_features("x", x, self.in_channels)
@@ -177,7 +194,7 @@ class UNet(nn.Module):
         depth: number of levels including the bottleneck (the paper has 5), ``>= 2``.
         base_width: channels of the first level; level ``i`` has ``base_width * 2**i``.
         padding: ``"same"`` or ``"valid"``.
-        block: ``"plain"`` or ``"residual"`` convolution blocks.
+        block: the convolutions of each level, one of :data:`BLOCKS` (:func:`make_block`).
         aux_head: add a 1x1 classifier on the bottleneck. In training mode the
             model then returns ``{"out": logits, "aux": coarse logits}`` (as
             torchvision's segmentation models do) for :class:`AuxLoss`; in eval
@@ -201,11 +218,12 @@ class UNet(nn.Module):
         self.num_classes, self.in_channels, self.depth = num_classes, in_channels, depth
         self.padding, self.block = padding, block
         self.widths = tuple(base_width * 2 ** i for i in range(depth))
-        residual = block == "residual"
+        if block not in ("plain", "residual") and padding != "same":
+            raise ValueError(f"block={block!r} needs padding='same', got padding={padding!r}")
         channels = (in_channels,) + self.widths
-        self.encoder = nn.ModuleList(ConvBlock(channels[i], channels[i + 1], padding, residual) for i in range(depth))
+        self.encoder = nn.ModuleList(make_block(block, channels[i], channels[i + 1], padding) for i in range(depth))
         self.decoder = nn.ModuleList(
-            DecoderBlock(self.widths[i + 1], self.widths[i], self.widths[i], padding, residual)
+            DecoderBlock(self.widths[i + 1], self.widths[i], self.widths[i], padding, block)
             for i in reversed(range(depth - 1))
         )
         self.head = nn.Conv2d(self.widths[0], num_classes, 1)

@@ -219,3 +219,14 @@ def test_the_lab_trains_and_evaluates_a_patch_classifier():
     history = fcn_lab.train(model, 2, batch_size=2, progress=False)
     assert history.total_steps == 2
     assert 0.0 <= fcn_lab.evaluate(model)["accuracy"] <= 1.0
+
+
+def test_random_upsampler_init_changes_only_the_upsamplers():
+    torch.manual_seed(0)
+    bilinear = build_fcn("8s", num_classes=4, widths=(4, 4, 8, 8, 8), head_width=8)
+    torch.manual_seed(0)
+    random = build_fcn("8s", num_classes=4, widths=(4, 4, 8, 8, 8), head_width=8, upsampler_init="random")
+    for (name, a), (_, b) in zip(bilinear.state_dict().items(), random.state_dict().items()):
+        assert torch.equal(a, b) != (name.startswith(("up2", "final_up")) and name.endswith("weight")), name
+    with pytest.raises(ValueError, match="upsampler_init must be one of"):
+        build_fcn("8s", upsampler_init="zeros")

@@ -68,3 +68,18 @@ def test_crf_scores_and_choice_use_validation_scenes():
     assert unet_lab.choose_crf(Noisy(), grid, n=3) in grid
     with pytest.raises(ValueError, match="split"):
         unet_lab.crf_scores(Noisy(), "train", 3)
+
+
+def test_architecture_study_matches_the_plain_ablation_arm_in_everything_but_the_model():
+    plain = unet_lab.ZOO_ENTRIES[unet_lab.arch_entry("unet", 2)]
+    assert unet_lab.arch_entry("unet", 2) == "unet_ablation_plain_seed2"
+    for label in unet_lab.ARCH_STUDY:
+        entry = unet_lab.ZOO_ENTRIES[unet_lab.arch_entry(label, 2)]
+        assert (entry.steps, entry.batch_size, entry.lr, entry.loss, entry.seed) == \
+            (plain.steps, plain.batch_size, plain.lr, plain.loss, plain.seed)
+        model = build(entry.builder, **entry.kwargs)
+        assert model(torch.rand(1, 3, 64, 64)).shape == (1, 5, 64, 64)
+    with pytest.raises(ValueError, match="label must be one of"):
+        unet_lab.arch_entry("segnet", 0)
+    with pytest.raises(ValueError, match="seed must be one of"):
+        unet_lab.arch_entry("unet", 7)

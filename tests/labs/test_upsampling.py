@@ -26,3 +26,23 @@ def test_high_band_kept_is_one_for_a_perfect_reconstruction():
     assert high_band_kept(ring_power(blurred), power, torch.tensor([1, 1])) == pytest.approx(
         (ring_power(blurred)[1, -1] / power[1, -1]).item())
     assert band_energy_ratio(blurred, images)[1][-1].item() == pytest.approx(high_band_kept(ring_power(blurred), power))
+
+
+def test_segnet_study_trains_a_segmenter_with_cross_entropy():
+    import torch
+
+    from seglib.labs import upsampling as lab
+    from seglib.models.segnet import SegNet
+
+    unpool, transposed = lab.ZOO_ENTRIES["segnet_unpool_seed1"], lab.ZOO_ENTRIES["segnet_transposed_seed1"]
+    assert unpool.kwargs["upsampling"] == "unpool" and transposed.kwargs["upsampling"] == "transposed"
+    assert (unpool.steps, unpool.batch_size, unpool.lr, unpool.loss, unpool.seed) == \
+        (transposed.steps, transposed.batch_size, transposed.lr, transposed.loss, transposed.seed)
+    torch.manual_seed(0)
+    model = SegNet(5, widths=(4, 8))
+    history = lab.train(model, 2, batch_size=2, loss="cross_entropy", progress=False)
+    assert history.total_steps == 2 and history.loss[-1] > 0
+    with pytest.raises(ValueError, match="loss must be 'cross_entropy' for the segmentation task"):
+        lab.train(model, 1, loss="mse", progress=False)
+    scores = lab.test_scores(model, n=3)
+    assert scores.confusion.shape == (3, 5, 5)

@@ -159,7 +159,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="depth"):
         UNet(depth=1)
     with pytest.raises(ValueError, match="block"):
-        UNet(block="dense")
+        UNet(block="fractal")
     with pytest.raises(TypeError, match="base_width"):
         UNet(base_width=1.5)
     with pytest.raises(ValueError, match=r"x must have shape \(B,3,H,W\)"):
