@@ -195,6 +195,33 @@ def plot_history(histories: dict, metric: str | None = None, ax=None, x: str = "
     return ax
 
 
+def plot_seed_scores(values: dict[str, Sequence[float]], ax=None, xlabel: str = "test mIoU", level: float = 0.95):
+    """One row per run: a dot per seed, a bar for the mean and its Student-t interval (:func:`seed_estimate`).
+
+    Args:
+        values: label -> one score per seed (at least 2), drawn top to bottom in this order.
+        ax: the axes (default: the current ones).
+        xlabel: what the scores are.
+        level: level of the intervals.
+    """
+    from seglib.metrics.uncertainty import seed_estimate
+
+    if not isinstance(values, dict) or not values:
+        raise ValueError(f"values must be a non-empty dict label -> scores, got {type(values).__name__}")
+    ax = ax or plt.gca()
+    dot = tuple(c / 255 for c in PALETTE[5][1])
+    for row, (label, scores) in enumerate(values.items()):
+        estimate = seed_estimate(scores, level)
+        ax.plot([estimate.low, estimate.high], [row, row], color="0.35", linewidth=3, solid_capstyle="butt")
+        ax.plot([estimate.value], [row], marker="|", markersize=18, color="black")
+        ax.plot(list(scores), [row] * len(scores), "o", color=dot, markersize=8, alpha=0.85)
+    ax.set_yticks(range(len(values)), list(values))
+    ax.set_ylim(len(values) - 0.5, -0.5)
+    ax.set_xlabel(f"{xlabel}: seeds (dots), mean and {level:.0%} interval")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
 def colourize_panoptic(panoptic: torch.Tensor, divisor: int = 1000) -> torch.Tensor:
     """Panoptic map int64 ``(H,W)`` (``class * divisor + instance``) to RGB uint8 ``(3,H,W)``.
 

@@ -80,3 +80,20 @@ def test_draw_boxes_places_captions_apart():
     with pytest.raises(ValueError, match="boxes"):
         viz.draw_boxes(ax, torch.zeros(3))
     plt.close(fig)
+
+
+def test_plot_seed_scores_draws_a_row_per_run():
+    import matplotlib.pyplot as plt
+
+    from seglib.viz import plot_seed_scores
+
+    fig, ax = plt.subplots()
+    plot_seed_scores({"a": [0.5, 0.6, 0.7], "b": [0.2, 0.25]}, ax=ax)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    bar = ax.lines[0].get_xdata()
+    assert bar[0] < 0.6 < bar[1]  # the interval of "a" holds its mean
+    with pytest.raises(ValueError, match="at least 2"):
+        plot_seed_scores({"a": [0.5]}, ax=ax)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        plot_seed_scores({}, ax=ax)
+    plt.close(fig)

@@ -34,7 +34,7 @@ from seglib.ops.crf import CRFParams, crf_refine
 from seglib.train import History
 from seglib.train import train as train_loop
 from seglib.validation import check_choice, check_int
-from seglib.zoo import Recipe
+from seglib.zoo import Recipe, load, manifest
 
 CONFIG = SceneConfig(size=64)
 BATCH_SIZE = 32
@@ -93,6 +93,34 @@ def arch_entry(label: str, seed: int) -> str:
     check_choice("label", label, ("unet", *ARCH_STUDY))
     check_choice("seed", seed, ABLATION_SEEDS)
     return f"unet_ablation_plain_seed{seed}" if label == "unet" else f"arch_{label}_seed{seed}"
+
+
+#: The arms of the architecture study as the notebook names them -> label of :func:`arch_entry`.
+ARCH_LABELS = {"FCN-8s": "fcn8s", "U-Net": "unet", "U-Net, residual": "unet_residual",
+               "U-Net, Inception": "unet_inception", "U-Net, dense": "unet_dense", "DeepLab (small)": "deeplab"}
+
+
+def arch_study(device: torch.device | str = "cpu", n: int = 200,
+               known: dict[str, list[SceneScores]] | None = None) -> dict[str, list[SceneScores]]:
+    """Test scores (first ``n`` test scenes) of every arm of :data:`ARCH_LABELS`, one per seed.
+
+    ``known`` holds arms already measured (same ``n``), e.g. the plain U-Net of the ablation.
+    """
+    check_int("n", n, 1)
+    known = known or {}
+    return {name: known[name] if name in known else
+            [test_scores(load(arch_entry(label, seed), device), n) for seed in ABLATION_SEEDS]
+            for name, label in ARCH_LABELS.items()}
+
+
+def arch_budget(name: str) -> dict[str, float]:
+    """``{"parameters", "seconds_per_step"}`` of an arm of :data:`ARCH_LABELS`: its size, and the mean
+    time per training step its zoo runs recorded (their machine, batches of :data:`ABLATION_BATCH_SIZE`)."""
+    check_choice("name", name, tuple(ARCH_LABELS))
+    entries = [arch_entry(ARCH_LABELS[name], seed) for seed in ABLATION_SEEDS]
+    records = [manifest()[entry]["training"]["seconds_per_step"] for entry in entries]
+    model = load(entries[0])
+    return {"parameters": sum(p.numel() for p in model.parameters()), "seconds_per_step": sum(records) / len(records)}
 
 
 def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:
