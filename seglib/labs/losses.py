@@ -72,6 +72,8 @@ LOSS_TITLES = {"ce": "cross-entropy", "weighted_ce": "weighted CE", "dice": "sof
 ZOO_STEPS = 1500
 #: Steps between the validation points stored in a zoo entry's training curve.
 ZOO_EVAL_EVERY = 250
+#: Seeds of the loss comparison: every loss is trained from each (weights and batches).
+SEEDS = (0, 1, 2)
 #: Validation scenes of the curves; the test split (500 scenes) gives the tables.
 CURVE_SCENES = 128
 
@@ -135,8 +137,21 @@ ZOO_ENTRIES: dict[str, Recipe] = {
     f"loss_{name}": Recipe(lab="losses", builder="unet", kwargs=dict(MODEL_KWARGS), steps=ZOO_STEPS,
                            batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss=name, seed=0, eval_every=ZOO_EVAL_EVERY)
     for name in LOSSES
+} | {
+    f"loss_{name}_seed{seed}": Recipe(lab="losses", builder="unet", kwargs=dict(MODEL_KWARGS), steps=ZOO_STEPS,
+                                      batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss=name, seed=seed)
+    for name in LOSSES for seed in SEEDS[1:]
 }
-"""The zoo entries ``loss_<name>``, one per loss (run by ``make zoo NAME=...``)."""
+"""The zoo entries ``loss_<name>``, one per loss (seed 0, with a validation curve), and
+``loss_<name>_seed<k>``, the same recipe from the other :data:`SEEDS` (run by ``make zoo NAME=...``)."""
+
+
+def seed_entry(name: str, seed: int) -> str:
+    """Zoo entry of loss ``name`` trained from ``seed`` (one of :data:`SEEDS`)."""
+    _check_name(name)
+    if seed not in SEEDS:
+        raise ValueError(f"seed must be one of {SEEDS}, got {seed!r}")
+    return f"loss_{name}" if seed == SEEDS[0] else f"loss_{name}_seed{seed}"
 
 
 def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:

@@ -197,3 +197,17 @@ def test_history_from_zoo_reads_the_recorded_curves():
     assert history.evals[-1]["step"] == losses_lab.ZOO_STEPS and "fg_iou" in history.evals[-1]
     with pytest.raises(ValueError, match="loss_"):
         losses_lab.history_from_zoo("no_such_entry")
+
+
+def test_seed_entries_repeat_the_recipe_of_each_loss():
+    from seglib.labs import losses as lab
+
+    for name in lab.LOSSES:
+        first = lab.ZOO_ENTRIES[lab.seed_entry(name, 0)]
+        for seed in lab.SEEDS[1:]:
+            entry = lab.ZOO_ENTRIES[lab.seed_entry(name, seed)]
+            assert (entry.builder, entry.kwargs, entry.steps, entry.batch_size, entry.lr, entry.loss) == \
+                (first.builder, first.kwargs, first.steps, first.batch_size, first.lr, first.loss)
+            assert entry.seed == seed != first.seed
+    with pytest.raises(ValueError, match="seed must be one of"):
+        lab.seed_entry("ce", 5)
