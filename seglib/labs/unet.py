@@ -34,7 +34,7 @@ from seglib.ops.crf import CRFParams, crf_refine
 from seglib.train import History
 from seglib.train import train as train_loop
 from seglib.validation import check_choice, check_int
-from seglib.zoo import Recipe, load, manifest
+from seglib.zoo import Recipe, load
 
 CONFIG = SceneConfig(size=64)
 BATCH_SIZE = 32
@@ -113,14 +113,10 @@ def arch_study(device: torch.device | str = "cpu", n: int = 200,
             for name, label in ARCH_LABELS.items()}
 
 
-def arch_budget(name: str) -> dict[str, float]:
-    """``{"parameters", "seconds_per_step"}`` of an arm of :data:`ARCH_LABELS`: its size, and the mean
-    time per training step its zoo runs recorded (their machine, batches of :data:`ABLATION_BATCH_SIZE`)."""
+def arch_parameters(name: str) -> int:
+    """Number of weights of the network of arm ``name`` of :data:`ARCH_LABELS`."""
     check_choice("name", name, tuple(ARCH_LABELS))
-    entries = [arch_entry(ARCH_LABELS[name], seed) for seed in ABLATION_SEEDS]
-    records = [manifest()[entry]["training"]["seconds_per_step"] for entry in entries]
-    model = load(entries[0])
-    return {"parameters": sum(p.numel() for p in model.parameters()), "seconds_per_step": sum(records) / len(records)}
+    return sum(p.numel() for p in load(arch_entry(ARCH_LABELS[name], ABLATION_SEEDS[0])).parameters())
 
 
 def curve_evaluator() -> Callable[[nn.Module], dict[str, float]]:

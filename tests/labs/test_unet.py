@@ -83,3 +83,9 @@ def test_architecture_study_matches_the_plain_ablation_arm_in_everything_but_the
         unet_lab.arch_entry("segnet", 0)
     with pytest.raises(ValueError, match="seed must be one of"):
         unet_lab.arch_entry("unet", 7)
+
+
+def test_arch_parameters_counts_the_stored_network():
+    assert unet_lab.arch_parameters("U-Net") == sum(p.numel() for p in UNet(num_classes=5).parameters())
+    with pytest.raises(ValueError, match="name must be one of"):
+        unet_lab.arch_parameters("SegNet")
