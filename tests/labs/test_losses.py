@@ -144,8 +144,11 @@ def test_evaluator_returns_the_table_keys():
 
 def test_every_loss_has_a_zoo_entry_with_the_same_budget():
     entries = losses_lab.ZOO_ENTRIES
-    assert sorted(entries) == sorted(f"loss_{name}" for name in losses_lab.LOSSES)
-    assert len({(e.steps, e.batch_size, e.lr, e.seed, e.builder, str(e.kwargs)) for e in entries.values()}) == 1
+    assert sorted(entries) == sorted(losses_lab.seed_entry(name, seed)
+                                     for name in losses_lab.LOSSES for seed in losses_lab.SEEDS)
+    for seed in losses_lab.SEEDS:
+        same_seed = [entries[losses_lab.seed_entry(name, seed)] for name in losses_lab.LOSSES]
+        assert len({(e.steps, e.batch_size, e.lr, e.seed, e.builder, str(e.kwargs)) for e in same_seed}) == 1
 
 
 def test_objects_found_counts_objects_with_any_hit():
