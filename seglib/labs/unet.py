@@ -8,7 +8,10 @@ test scenes (:func:`evaluate`). The zoo entries ``unet``, ``unet_residual`` and
 step costs about 2.4 FCN-8s steps on a CPU), so the FCN-8s entry has seen twice
 the scenes. The ablation entries ``unet_ablation_{aux,plain}_seed{0,1,2}``
 train the default U-Net for a short budget (:data:`ABLATION_STEPS`) with and
-without the auxiliary head, from three seeds each.
+without the auxiliary head, from three seeds each; the architecture study
+(``arch_<label>_seed{0,1,2}``, :data:`ARCH_STUDY`) trains FCN-8s, DeepLab and
+U-Nets with residual, Inception and dense blocks exactly like the plain arm
+(:func:`arch_study` re-measures all six).
 
 The U-Nets are trained with an auxiliary cross-entropy loss on the
 bottleneck's own prediction (loss ``"cross_entropy_aux"``,

@@ -7,7 +7,9 @@ error; :func:`evaluate` measures the same error on 128 test scenes.
 :func:`band_energy_ratio` and :func:`checkerboard_amplitude` measure what the upsampled images lost or
 gained. The zoo holds the super-resolvers of the checkerboard study, three
 seeds per upsampling layer (:data:`ZOO_ENTRIES`), so that the notebook can
-state the spread over seeds of what one live run shows.
+state the spread over seeds of what one live run shows, and the unpooling
+study: a SegNet trained to segment (``task="segmentation"``, cross entropy)
+with max unpooling or with transposed convolutions, three seeds each.
 """
 
 from __future__ import annotations
