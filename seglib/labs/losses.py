@@ -22,11 +22,18 @@ with each loss of :data:`LOSSES`:
 the pixel accuracy and the boundary F1 from the predictions on a fixed split;
 the zoo entries ``loss_<name>`` hold the models trained for :data:`ZOO_STEPS`
 steps, re-measured by :func:`evaluate` on the test split.
+
+:func:`seed_study` scores every loss's models of all :data:`SEEDS` on the
+test split: at the argmax, at a threshold on the circle's probability tuned
+on validation scenes (:func:`tuned_threshold`), and by the threshold-free
+average precision of the pixels; :meth:`LossStudy.gain` is the paired
+difference to a baseline loss with its interval over seeds.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Callable, Sequence
 
@@ -41,6 +48,8 @@ from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, split_scen
 from seglib.losses import CombinedLoss, class_weights, cross_entropy, focal_loss, soft_dice_loss
 from seglib.metrics.semantic import (
     boundary_f1,
+    pixel_precision_recall,
+    threshold_iou,
     confusion_matrix,
     dice_per_class,
     iou_per_class,
@@ -50,8 +59,9 @@ from seglib.metrics.semantic import (
 from seglib.models.unet import UNet
 from seglib.train import History, Run
 from seglib.train import train as train_loop
-from seglib.validation import check_image, check_int, check_label_map
-from seglib.zoo import Recipe, manifest
+from seglib.metrics.uncertainty import Estimate, bootstrap_interval, seed_estimate
+from seglib.validation import check_choice, check_image, check_int, check_label_map, check_tensor
+from seglib.zoo import Recipe, load, manifest
 
 #: Scenes of the experiment: 32 x 32 pixels, plain background, one or two circles of 3 to 5 pixels,
 #: pixel noise of standard deviation 0.2.
@@ -76,6 +86,10 @@ ZOO_EVAL_EVERY = 250
 SEEDS = (0, 1, 2)
 #: Validation scenes of the curves; the test split (500 scenes) gives the tables.
 CURVE_SCENES = 128
+#: Validation scenes on which :func:`tuned_threshold` picks each model's threshold.
+TUNING_SCENES = 512
+#: Decision thresholds on the circle's probability that :func:`tuned_threshold` tries.
+THRESHOLDS = tuple(round(0.01 * k, 2) for k in range(1, 100))
 
 
 def _check_name(name: str) -> str:
@@ -323,20 +337,6 @@ def hardest_images(predictions: dict[str, torch.Tensor], target: torch.Tensor, k
     return scores.argsort(stable=True)[:k]
 
 
-def markdown_table(rows: dict[str, dict[str, float]], columns: dict[str, str], digits: int = 3) -> str:
-    """A Markdown table: one row per loss of ``rows`` (name -> metrics), one column per key of ``columns``.
-
-    ``columns`` maps a metric key to its column header; values are rounded to ``digits``.
-    """
-    if not rows or not columns:
-        raise ValueError("rows and columns must both be non-empty")
-    missing = [(name, key) for name, row in rows.items() for key in columns if key not in row]
-    if missing:
-        raise ValueError(f"rows lack these (name, key) pairs: {missing[:3]}")
-    cells = [[LOSS_TITLES.get(name, name)] + [f"{row[key]:.{digits}f}" for key in columns] for name, row in rows.items()]
-    return _markdown(["loss", *columns.values()], cells)
-
-
 def plot_confusion_matrices(matrices: dict[str, torch.Tensor], class_names: Sequence[str], size: float = 2.4):
     """One panel per ``(C, C)`` confusion matrix (rows true, columns predicted); returns the figure.
 
@@ -382,3 +382,194 @@ def evaluate(model: nn.Module, split: str = "test", n: int | None = None) -> dic
     """:func:`imbalance_metrics` of ``model`` on a split of :data:`CONFIG` (default: 500 test scenes)."""
     scenes: SceneBatch = split_scenes(split, CONFIG, n)
     return imbalance_metrics(predict_labels(model, scenes.images), scenes.semantic)
+
+
+def circle_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Softmax probability of the circle, float32 ``(N, H, W)`` on the CPU, for images ``(N, 3, H, W)``.
+
+    ``probabilities > 0.5`` is the argmax prediction of the two classes.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_image("images", images, batched=True)
+    device = next(model.parameters()).device
+    with eval_mode(model), torch.no_grad():
+        chunks = [model(images[i:i + batch_size].to(device)).float().softmax(dim=1)[:, FOREGROUND].cpu()
+                  for i in range(0, images.shape[0], batch_size)]
+    return torch.cat(chunks)
+
+
+def tuned_threshold(probabilities: torch.Tensor, target: torch.Tensor) -> float:
+    """The threshold of :data:`THRESHOLDS` at which ``probabilities > t`` has the highest circle IoU.
+
+    Args:
+        probabilities: circle probabilities float ``(N, H, W)`` (validation scenes, not the test set).
+        target: their true label maps int ``(N, H, W)``.
+    """
+    check_label_map("target", target, shape="(N, H, W)")
+    ious = threshold_iou(probabilities, target == FOREGROUND, torch.tensor(THRESHOLDS))
+    return THRESHOLDS[int(ious.argmax())]
+
+
+def model_scores(model: nn.Module, test: SceneBatch, tuning: SceneBatch) -> dict[str, float]:
+    """Everything the loss study reads from one trained model, as a flat dict.
+
+    The :func:`imbalance_metrics` of the argmax on ``test``, ``objects_found``
+    and ``size_ratio`` (circle pixels predicted / true), ``threshold`` (tuned
+    on the ``tuning`` scenes), ``tuned_iou`` (circle IoU on ``test`` at that
+    threshold) and ``pixel_ap`` (average precision of the circle's pixels on
+    ``test``, :func:`~seglib.metrics.semantic.pixel_precision_recall`).
+    """
+    for name, scenes in (("test", test), ("tuning", tuning)):
+        if not isinstance(scenes, SceneBatch):
+            raise TypeError(f"{name} must be a SceneBatch, got {type(scenes).__name__}")
+    probabilities = circle_probabilities(model, test.images)
+    predicted = (probabilities > 0.5).long()
+    scores = imbalance_metrics(predicted, test.semantic)
+    threshold = tuned_threshold(circle_probabilities(model, tuning.images), tuning.semantic)
+    truth = test.semantic == FOREGROUND
+    tuned = threshold_iou(probabilities, truth, torch.tensor([threshold]))
+    return scores | {
+        "objects_found": objects_found(predicted, test),
+        "size_ratio": scores["fg_recall"] / scores["fg_precision"] if scores["fg_precision"] > 0 else math.nan,
+        "threshold": threshold,
+        "tuned_iou": float(tuned[0]),
+        "pixel_ap": pixel_precision_recall(probabilities, truth)[2],
+    }
+
+
+@dataclass(frozen=True)
+class LossStudy:
+    """Every loss of :data:`LOSSES` trained from every seed of :data:`SEEDS`, scored on the test split.
+
+    Attributes:
+        scores: loss name -> one :func:`model_scores` dict per seed, in the order of :data:`SEEDS`.
+        probabilities: loss name -> circle probabilities float ``(N, H, W)`` of its
+            first seed's model on the test scenes (for figures).
+    """
+
+    scores: dict[str, list[dict[str, float]]]
+    probabilities: dict[str, torch.Tensor]
+
+    def values(self, key: str) -> dict[str, list[float]]:
+        """Loss name -> the value of ``key`` in every seed."""
+        return {name: [seed[key] for seed in seeds] for name, seeds in self.scores.items()}
+
+    def estimate(self, name: str, key: str) -> Estimate:
+        """Mean of ``key`` over the seeds of loss ``name``, with a Student-t interval."""
+        return seed_estimate(self.values(key)[check_choice("name", name, tuple(self.scores))])
+
+    def gain(self, name: str, key: str, baseline: str = "ce") -> Estimate:
+        """``key`` of loss ``name`` minus that of ``baseline``, paired by seed: mean and t-interval."""
+        values = self.values(key)
+        check_choice("baseline", baseline, tuple(values))
+        pairs = zip(values[check_choice("name", name, tuple(values))], values[baseline])
+        return seed_estimate([a - b for a, b in pairs])
+
+    def smallest_gain(self, name: str, key: str, baseline: str = "ce") -> float:
+        """The smallest paired difference ``key(name) - key(baseline)`` over the seeds."""
+        values = self.values(key)
+        check_choice("baseline", baseline, tuple(values))
+        return min(a - b for a, b in zip(values[check_choice("name", name, tuple(values))], values[baseline]))
+
+    def predictions(self) -> dict[str, torch.Tensor]:
+        """Loss name -> the argmax label maps int64 ``(N, H, W)`` of its first seed's model."""
+        return {name: (p > 0.5).long() for name, p in self.probabilities.items()}
+
+
+def seed_study(device: torch.device | str = "cpu", progress: bool = True) -> LossStudy:
+    """Load the zoo's models of every loss and seed (:func:`seed_entry`) and score them (:func:`model_scores`).
+
+    Thresholds are tuned on the first :data:`TUNING_SCENES` validation scenes;
+    all other numbers come from the 500 test scenes.
+    """
+    test, tuning = split_scenes("test", CONFIG), split_scenes("val", CONFIG, TUNING_SCENES)
+    scores: dict[str, list[dict[str, float]]] = {name: [] for name in LOSSES}
+    probabilities = {}
+    with tqdm(total=len(LOSSES) * len(SEEDS), desc="models scored", unit="model", disable=not progress) as bar:
+        for name in LOSSES:
+            for seed in SEEDS:
+                model = load(seed_entry(name, seed), device)
+                scores[name].append(model_scores(model, test, tuning))
+                if seed == SEEDS[0]:
+                    probabilities[name] = circle_probabilities(model, test.images)
+                bar.update(1)
+    return LossStudy(scores, probabilities)
+
+
+def seed_table(study: LossStudy, columns: dict[str, str], digits: int = 3) -> str:
+    """A Markdown table of ``study``: one row per loss, per column the mean over seeds and its interval.
+
+    ``columns`` maps a key of :func:`model_scores` to its header; a cell reads
+    ``mean [low, high]``, the 95 % Student-t interval over the seeds.
+    """
+    if not isinstance(study, LossStudy):
+        raise TypeError(f"study must be a LossStudy (from seed_study), got {type(study).__name__}")
+    if not columns:
+        raise ValueError("columns must map at least one key of model_scores to a header")
+    cells = []
+    for name in study.scores:
+        row = [LOSS_TITLES.get(name, name)]
+        for key in columns:
+            e = study.estimate(name, key)
+            row.append(f"{e.value:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]")
+        cells.append(row)
+    return _markdown(["loss (3 seeds)", *columns.values()], cells)
+
+
+def unweighted_threshold(threshold: float, weights: torch.Tensor | Sequence[float] | None = None) -> float:
+    """The threshold on an unweighted model's probability that matches ``threshold`` of a weighted one.
+
+    A model trained with class weights ``w`` estimates, where calibrated,
+    ``q = w1 p / (w1 p + w0 (1 - p))`` instead of the circle's probability
+    ``p``. Solving for ``p``: ``p = w0 q / (w0 q + w1 (1 - q))``.
+
+    Args:
+        threshold: ``q`` in (0, 1).
+        weights: the class weights ``(background, circle)`` (default: :func:`train_class_weights`).
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+    w = train_class_weights() if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+    w0, w1 = float(w[0]), float(w[FOREGROUND])
+    return w0 * threshold / (w0 * threshold + w1 * (1 - threshold))
+
+
+def circle_contrast(scenes: SceneBatch) -> torch.Tensor:
+    """Distance between the mean colour of the circle pixels and of the background pixels, float ``(N,)``.
+
+    Averaging over a region removes most of the pixel noise, so this is the
+    contrast the network could use at best.
+    """
+    if not isinstance(scenes, SceneBatch):
+        raise TypeError(f"scenes must be a SceneBatch, got {type(scenes).__name__}")
+    circle = (scenes.semantic == FOREGROUND)[:, None].to(scenes.images.dtype)  # (N, 1, H, W)
+    inside = (scenes.images * circle).sum(dim=(2, 3)) / circle.sum(dim=(2, 3)).clamp_min(1)
+    outside = (scenes.images * (1 - circle)).sum(dim=(2, 3)) / (1 - circle).sum(dim=(2, 3)).clamp_min(1)
+    return (inside - outside).norm(dim=1)
+
+
+def contrast_gap(contrast: torch.Tensor, dice: torch.Tensor, resamples: int = 1000) -> Estimate:
+    """Mean ``dice`` of the quarter of scenes with the highest ``contrast`` minus that of the lowest quarter.
+
+    The interval is a percentile bootstrap over scenes (quartiles recomputed in every resample).
+
+    Args:
+        contrast: float ``(N,)``, e.g. :func:`circle_contrast`.
+        dice: float ``(N,)``, a per-scene score such as :func:`per_image_dice`.
+    """
+    check_tensor("contrast", contrast, "(N,)", "float")
+    check_tensor("dice", dice, "(N,)", "float")
+    if contrast.shape != dice.shape or contrast.numel() < 8:
+        raise ValueError(f"contrast and dice must have the same shape (N,) with N >= 8, got "
+                         f"{tuple(contrast.shape)} and {tuple(dice.shape)}")
+    contrast, dice = contrast.double(), dice.double()
+
+    def gap(index: torch.Tensor) -> float:
+        c, d = contrast[index], dice[index]
+        low, high = torch.quantile(c, torch.tensor([0.25, 0.75], dtype=torch.float64))
+        return float(d[c >= high].mean() - d[c <= low].mean())
+
+    value = gap(torch.arange(contrast.numel()))
+    low, high = bootstrap_interval(gap, contrast.numel(), resamples=resamples)
+    return Estimate(value, min(low, value), max(high, value))

@@ -1,6 +1,7 @@
 """Metrics, one module per kind; every name is re-exported here.
 
-* :mod:`~seglib.metrics.semantic`: confusion matrix, pixel accuracy, IoU, Dice, boundary F1;
+* :mod:`~seglib.metrics.semantic`: confusion matrix, pixel accuracy, IoU, Dice, boundary F1,
+  IoU over thresholds and the pixel precision-recall curve;
 * :mod:`~seglib.metrics.evaluation`: :class:`SegmentationMeter` and :func:`evaluate_segmentation`
   (a model over a data set, or over a split of generated scenes);
 * :mod:`~seglib.metrics.masks`: IoU of masks and boxes (all pairs, or paired);
@@ -23,5 +24,7 @@ from seglib.metrics.semantic import (  # noqa: F401
     mean_iou,
     per_image_mean_iou,
     pixel_accuracy,
+    pixel_precision_recall,
+    threshold_iou,
 )
 from seglib.metrics.video import j_scores  # noqa: F401

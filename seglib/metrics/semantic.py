@@ -13,6 +13,12 @@ default) are not counted. With ``TP = diag(cm)``, ``FN = row sums - TP`` and
 A class that appears neither in the target nor in the prediction has
 ``0 / 0``: its IoU and Dice are NaN and the means skip it.
 
+Two metrics read a class's *scores* (its predicted probability at every
+pixel) instead of a label map: :func:`threshold_iou`, the class's IoU at
+each of several decision thresholds, and :func:`pixel_precision_recall`,
+the precision-recall curve of the pixels ranked by score, whose average
+precision does not depend on any threshold.
+
 The boundary F1 score looks only at region outlines, where masks from
 low-resolution decoders are usually wrong; :class:`~seglib.metrics.evaluation.SegmentationMeter`
 accumulates all of these over batches and :func:`~seglib.metrics.evaluation.evaluate_segmentation` runs a
@@ -30,7 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from seglib.validation import check_int
+from seglib.validation import check_int, check_tensor
 
 __all__ = [
     "boundary_f1",
@@ -41,6 +47,8 @@ __all__ = [
     "mean_iou",
     "per_image_mean_iou",
     "pixel_accuracy",
+    "pixel_precision_recall",
+    "threshold_iou",
 ]
 
 
@@ -366,3 +374,65 @@ def boundary_f1(
 # -- overlap of instance masks and boxes ---------------------------------------------------------
 
 
+
+
+def _check_scores(scores: Any, truth: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    check_tensor("scores", scores, "(N, H, W)", "float", ndim=range(1, 5))
+    check_tensor("truth", truth, "(N, H, W)", "bool", ndim=range(1, 5))
+    if scores.shape != truth.shape:
+        raise ValueError(f"scores and truth must have the same shape, got {tuple(scores.shape)} and {tuple(truth.shape)}")
+    if not bool(truth.any()):
+        raise ValueError("truth must hold at least one positive pixel")
+    return scores.flatten(), truth.flatten().to(scores.device)
+
+
+def threshold_iou(scores: torch.Tensor, truth: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """IoU of ``scores > t`` with ``truth`` for every threshold ``t``, float64 ``(T,)``.
+
+    Args:
+        scores: float ``(N, H, W)``, e.g. the softmax probability of one class.
+        truth: bool ``(N, H, W)``, the pixels of that class (at least one).
+        thresholds: float ``(T,)``.
+    """
+    scores, truth = _check_scores(scores, truth)
+    check_tensor("thresholds", thresholds, "(T,)", "float")
+    ordered, order = thresholds.to(scores).sort()
+    # a pixel lies above the k-th smallest threshold iff k < (number of thresholds below its score)
+    below = torch.searchsorted(ordered, scores, side="left")  # (P,) in [0, T]
+    counts = torch.stack([torch.bincount(below[truth], minlength=ordered.numel() + 1),
+                          torch.bincount(below[~truth], minlength=ordered.numel() + 1)])
+    hits, alarms = counts.flip(1).cumsum(1).flip(1)[:, 1:].double()  # true / false pixels above each threshold
+    iou = hits / (alarms + int(truth.sum()))
+    return torch.empty_like(iou).scatter_(0, order.to(iou.device), iou)
+
+
+def pixel_precision_recall(scores: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Precision-recall curve of the pixels ranked by ``scores``, and its average precision.
+
+    The pixels are sorted by score, highest first. At every distinct score
+    ``s`` (pixels with equal scores enter together), the pixels scoring at
+    least ``s`` are called positive: precision = true pixels among them / their
+    number, recall = true pixels among them / all true pixels. The average
+    precision is ``sum_k (R_k - R_{k-1}) P_k`` over the distinct scores (the
+    area under the step curve, without interpolation, as scikit-learn's
+    ``average_precision_score``): 1 when every true pixel outranks every
+    other, about the fraction of true pixels for a random ranking.
+
+    Args:
+        scores: float ``(N, H, W)``.
+        truth: bool ``(N, H, W)`` (at least one true pixel).
+
+    Returns:
+        ``(precision, recall, ap)``: float64 ``(S,)`` each, one value per
+        distinct score from the highest down, and a float.
+    """
+    scores, truth = _check_scores(scores, truth)
+    ranked, order = scores.sort(descending=True, stable=True)
+    found = truth[order].double().cumsum(dim=0)
+    last = torch.ones_like(ranked, dtype=torch.bool)
+    last[:-1] = ranked[1:] != ranked[:-1]  # the last pixel of each group of equal scores
+    ends = last.nonzero().squeeze(1)
+    precision = found[ends] / (ends + 1).double()
+    recall = found[ends] / found[-1]
+    gained = torch.diff(recall, prepend=recall.new_zeros(1))
+    return precision, recall, float((gained * precision).sum())

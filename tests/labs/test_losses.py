@@ -177,12 +177,80 @@ def test_hardest_images_rank_by_mean_dice():
         losses_lab.hardest_images({}, target)
 
 
-def test_markdown_table():
-    table = losses_lab.markdown_table({"ce": {"fg_iou": 0.51234}, "other": {"fg_iou": 1.0}}, {"fg_iou": "circle IoU"})
-    assert table.splitlines() == ["| loss | circle IoU |", "| --- | --- |", "| cross-entropy | 0.512 |",
-                                  "| other | 1.000 |"]
-    with pytest.raises(ValueError, match="lack"):
-        losses_lab.markdown_table({"ce": {}}, {"fg_iou": "circle IoU"})
+def fake_study():
+    scores = {"ce": [{"fg_iou": 0.60, "threshold": 0.4}, {"fg_iou": 0.62, "threshold": 0.4},
+                     {"fg_iou": 0.64, "threshold": 0.5}],
+              "dice": [{"fg_iou": 0.63, "threshold": 0.5}, {"fg_iou": 0.61, "threshold": 0.6},
+                       {"fg_iou": 0.69, "threshold": 0.5}]}
+    probs = {"ce": torch.tensor([[[0.2, 0.7]]]), "dice": torch.tensor([[[0.6, 0.4]]])}
+    return losses_lab.LossStudy(scores, probs)
+
+
+def test_loss_study_pairs_seeds():
+    study = fake_study()
+    assert study.values("fg_iou")["dice"] == [0.63, 0.61, 0.69]
+    gain = study.gain("dice", "fg_iou")
+    assert gain.value == pytest.approx(0.0233333, abs=1e-6) and gain.low < 0 < gain.high  # -0.01 in seed 1: a tie
+    assert study.smallest_gain("dice", "fg_iou") == pytest.approx(-0.01)
+    assert study.estimate("ce", "fg_iou").value == pytest.approx(0.62)
+    assert {name: p.tolist() for name, p in study.predictions().items()} == {"ce": [[[0, 1]]], "dice": [[[1, 0]]]}
+    with pytest.raises(ValueError, match="name must be one of"):
+        study.gain("focal", "fg_iou")
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        study.gain("dice", "fg_iou", baseline="focal")
+
+
+def test_seed_table_shows_mean_and_interval():
+    table = losses_lab.seed_table(fake_study(), {"fg_iou": "circle IoU"}).splitlines()
+    assert table[0] == "| loss (3 seeds) | circle IoU |"
+    assert table[2].startswith("| cross-entropy | 0.620 [0.570, 0.670]")
+    with pytest.raises(TypeError, match="study must be a LossStudy"):
+        losses_lab.seed_table({}, {"fg_iou": "circle IoU"})
+    with pytest.raises(ValueError, match="columns"):
+        losses_lab.seed_table(fake_study(), {})
+
+
+def test_tuned_threshold_picks_the_best_iou():
+    target = torch.tensor([[[1, 1, 0, 0]]])
+    probs = torch.tensor([[[0.9, 0.3, 0.2, 0.1]]])  # only thresholds in [0.2, 0.3) keep both circle pixels alone
+    assert losses_lab.tuned_threshold(probs, target) == 0.2
+    with pytest.raises(TypeError, match="scores"):
+        losses_lab.tuned_threshold(target, target)
+
+
+def test_unweighted_threshold_inverts_the_class_weights():
+    # weights 1 : 3 turn p = 0.25 into q = 3 * 0.25 / (3 * 0.25 + 0.75) = 0.5
+    assert losses_lab.unweighted_threshold(0.5, [1.0, 3.0]) == pytest.approx(0.25)
+    assert losses_lab.unweighted_threshold(0.5, [2.0, 2.0]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="threshold must be"):
+        losses_lab.unweighted_threshold(1.0, [1.0, 3.0])
+
+
+def test_circle_contrast_and_the_gap_of_quarters():
+    scenes = generate_scenes(16, losses_lab.CONFIG, seed=0)
+    contrast = losses_lab.circle_contrast(scenes)
+    assert contrast.shape == (16,) and (contrast > 0).all()
+    dice = torch.linspace(0, 1, 16, dtype=torch.float64)
+    rising = losses_lab.contrast_gap(torch.linspace(0, 1, 16), dice, resamples=50)
+    assert rising.value == pytest.approx(0.8) and rising.low > 0  # the top 4 average 0.9, the bottom 4 0.1
+    falling = losses_lab.contrast_gap(torch.linspace(1, 0, 16), dice, resamples=50)
+    assert falling.value == pytest.approx(-0.8) and falling.high < 0
+    with pytest.raises(ValueError, match="N >= 8"):
+        losses_lab.contrast_gap(torch.ones(4), torch.ones(4))
+    with pytest.raises(TypeError, match="scenes must be a SceneBatch"):
+        losses_lab.circle_contrast(scenes.images)
+
+
+def test_model_scores_of_a_small_unet():
+    torch.manual_seed(0)
+    model = UNet(**losses_lab.MODEL_KWARGS).eval()
+    scenes = generate_scenes(8, losses_lab.CONFIG, seed=1)
+    scores = losses_lab.model_scores(model, scenes, scenes)
+    assert {"fg_iou", "objects_found", "size_ratio", "threshold", "tuned_iou", "pixel_ap"} <= set(scores)
+    assert scores["tuned_iou"] >= scores["fg_iou"] - 1e-12  # tuned on the same scenes: never worse than 0.5
+    assert 0 < scores["pixel_ap"] <= 1 and scores["threshold"] in losses_lab.THRESHOLDS
+    with pytest.raises(TypeError, match="tuning must be a SceneBatch"):
+        losses_lab.model_scores(model, scenes, None)
 
 
 def test_plot_confusion_matrices_one_panel_each():

@@ -19,7 +19,9 @@ from seglib.metrics import (
     mean_dice,
     mean_iou,
     per_image_mean_iou,
+    pixel_precision_recall,
     pixel_accuracy,
+    threshold_iou,
 )
 
 HAND_CM = torch.tensor([[3, 1, 0], [2, 4, 1], [0, 0, 5]])
@@ -305,3 +307,34 @@ def test_errors_name_the_argument_and_what_came():
         mask_iou(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"b must be xyxy.*row 0"):
         box_iou(torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([[2.0, 2, 1, 1]]))
+
+
+def test_threshold_iou_matches_thresholding_by_hand():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.rand(4, 8, 8, generator=generator)
+    truth = torch.rand(4, 8, 8, generator=generator) < scores  # higher scores are more often true
+    thresholds = torch.tensor([0.9, 0.1, 0.5, 0.5, float(scores[0, 0, 0])])  # unsorted, repeated, a score itself
+    by_hand = [((scores > t) & truth).sum() / ((scores > t) | truth).sum() for t in thresholds]
+    assert threshold_iou(scores, truth, thresholds).tolist() == pytest.approx([float(v) for v in by_hand])
+    with pytest.raises(ValueError, match="truth must hold at least one"):
+        threshold_iou(scores, torch.zeros_like(truth), thresholds)
+    with pytest.raises(ValueError, match="same shape"):
+        threshold_iou(scores, truth[:2], thresholds)
+    with pytest.raises(TypeError, match="thresholds"):
+        threshold_iou(scores, truth, [0.5])
+
+
+def test_pixel_average_precision_matches_torchmetrics():
+    from torchmetrics.functional.classification import binary_average_precision
+
+    generator = torch.Generator().manual_seed(1)
+    scores = (torch.rand(3, 16, 16, generator=generator) * 20).round() / 20  # many ties
+    truth = torch.rand(3, 16, 16, generator=generator) < scores
+    precision, recall, ap = pixel_precision_recall(scores, truth)
+    assert ap == pytest.approx(float(binary_average_precision(scores.flatten(), truth.flatten().long())), abs=1e-6)
+    assert recall[-1] == 1 and precision[-1] == pytest.approx(truth.double().mean().item())
+    assert len(precision) == scores.unique().numel()  # one point per distinct score
+    perfect = pixel_precision_recall(truth.float(), truth)[2]
+    assert perfect == 1.0
+    with pytest.raises(TypeError, match="truth must be a bool"):
+        pixel_precision_recall(scores, truth.long())
