@@ -100,6 +100,7 @@ def check_roi_align_box(student_fn: Callable) -> None:
         (torch.tensor([10.0, 6.0, 30.0, 38.0]), 3, 0.25, 2, True),
         (torch.tensor([5.3, 9.1, 40.7, 27.9]), 4, 0.25, 1, True),
         (torch.tensor([3.5, 2.25, 9.75, 10.0]), 2, 1.0, 3, False),
+        (torch.tensor([4.0, 6.0, 5.0, 30.0]), 2, 0.25, 2, False),  # a quarter of a cell wide: widened to one
     ]
     for box, size, scale, ratio, aligned in cases:
         box = box.double()
@@ -117,12 +118,15 @@ def check_roi_align_box(student_fn: Callable) -> None:
                  "the half-pixel offset is wrong: subtract 0.5 from the scaled corners only when aligned=True"),
                 (tv_roi_align(feature[None], [box[None]], size, 1.0, ratio, aligned)[0],
                  "spatial_scale was not applied: multiply the box corners by it first"),
+                (tv_roi_align(feature[None], [box[None] + 0.5 / scale], size, scale, ratio, True)[0],
+                 "the box was not widened: with aligned=False a box is at least one cell wide and high"),
             ]
             hint = next((f" It looks like {text}." for value, text in variants
                          if torch.allclose(got.double(), value, atol=1e-5)), "")
             raise CheckFailed(f"roi_align_box for {description}: first bin of channel 0 is "
                               f"{float(got[0, 0, 0]):.6g}, expected {float(expected[0, 0, 0]):.6g}.{hint}")
-    passed(f"roi_align_box: {len(cases)} boxes match torchvision.ops.roi_align (aligned False and True)")
+    passed(f"roi_align_box: {len(cases)} boxes match torchvision.ops.roi_align (aligned False and True, "
+           f"a box thinner than a cell included)")
 
 
 def _masks(boxes, size: int = 16) -> torch.Tensor:
@@ -134,7 +138,7 @@ def _masks(boxes, size: int = 16) -> torch.Tensor:
 
 @student_check
 def check_mask_iou(student_fn: Callable) -> None:
-    """Check ``student_fn(a, b)``: IoU of two bool ``(H, W)`` masks, 0 when both are empty."""
+    """Check ``student_fn(a, b)``: IoU of two bool ``(H, W)`` masks, 1 when both are empty."""
     generator = torch.Generator().manual_seed(3)
     squares = _masks([(0, 0, 8, 8), (4, 4, 12, 12), (0, 0, 8, 4)])
     empty = torch.zeros(16, 16, dtype=torch.bool)
@@ -151,7 +155,7 @@ def check_mask_iou(student_fn: Callable) -> None:
             inter, total = float((a & b).sum()), float(a.sum() + b.sum())
             hint = ""
             if not total:
-                hint = " Two empty masks have no union: return 0 for them rather than 0/0."
+                hint = " Two empty masks have no union: they are the same (empty) set, so return 1 rather than 0/0."
             elif abs(got - 2 * inter / total) < 1e-6:
                 hint = " It looks like you computed Dice, 2|A and B| / (|A| + |B|), not IoU."
             elif total and abs(got - inter / total) < 1e-6:
@@ -170,25 +174,29 @@ def check_match_predictions(student_fn: Callable) -> None:
     at least the threshold (:func:`seglib.metrics.instance.match_instances`).
     """
     gt = _masks([(0, 0, 6, 6), (8, 8, 16, 16), (0, 10, 8, 16)])
+    nested = _masks([(0, 0, 8, 8), (0, 0, 8, 7)])  # two overlapping objects (e.g. amodal masks)
     cases = [
-        ("one perfect and one shifted prediction", _masks([(0, 0, 6, 6), (9, 9, 16, 16)]), torch.tensor([0.9, 0.8])),
+        ("one perfect and one shifted prediction", _masks([(0, 0, 6, 6), (9, 9, 16, 16)]), torch.tensor([0.9, 0.8]),
+         gt),
         ("two predictions on one object: only the higher score may take it",
-         _masks([(0, 0, 6, 5), (0, 0, 6, 6)]), torch.tensor([0.6, 0.9])),
-        ("a prediction of IoU exactly 0.5 (it counts)", _masks([(8, 8, 16, 12)]), torch.tensor([0.7])),
-        ("a false positive on the background", _masks([(10, 0, 16, 6)]), torch.tensor([0.95])),
+         _masks([(0, 0, 6, 5), (0, 0, 6, 6)]), torch.tensor([0.6, 0.9]), gt),
+        ("a prediction of IoU exactly 0.5 (it counts)", _masks([(8, 8, 16, 12)]), torch.tensor([0.7]), gt),
+        ("a false positive on the background", _masks([(10, 0, 16, 6)]), torch.tensor([0.95]), gt),
+        ("a prediction above the threshold with two objects (IoU 0.875 and 1)", _masks([(0, 0, 8, 7)]),
+         torch.tensor([0.8]), nested),
     ]
-    for description, pred, scores in cases:
-        got = call_student(student_fn, pred.clone(), scores.clone(), gt.clone(), 0.5)
-        expected = match_instances(pred, scores, gt, 0.5)
+    for description, pred, scores, truth in cases:
+        got = call_student(student_fn, pred.clone(), scores.clone(), truth.clone(), 0.5)
+        expected = match_instances(pred, scores, truth, 0.5)
         got_list = got.tolist() if isinstance(got, torch.Tensor) else list(got) if isinstance(got, (list, tuple)) \
             else None
         if got_list is None or [int(v) for v in got_list] != expected.tolist():
             hint = ""
             in_order = []
             taken = set()
-            ious = mask_iou(pred, gt)
+            ious = mask_iou(pred, truth)
             for row in ious:  # input order instead of score order
-                best = max((j for j in range(len(gt)) if j not in taken), key=lambda j: float(row[j]))
+                best = max((j for j in range(len(truth)) if j not in taken), key=lambda j: float(row[j]))
                 in_order.append(best if float(row[best]) >= 0.5 else -1)
                 taken.update({best} if in_order[-1] >= 0 else set())
             if got_list == in_order:
@@ -197,6 +205,8 @@ def check_match_predictions(student_fn: Callable) -> None:
                 hint = " A true mask may be matched only once: remember which are taken."
             elif "exactly 0.5" in description:
                 hint = " A match needs IoU >= threshold, not > threshold."
+            elif "two objects" in description:
+                hint = " Take the unmatched object of highest IoU, not the first one above the threshold."
             raise CheckFailed(f"match_predictions for {description}: got {got_list}, "
                               f"expected {expected.tolist()}.{hint}")
     passed(f"match_predictions: {len(cases)} cases matched like COCO's greedy rule")

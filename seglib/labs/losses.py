@@ -88,8 +88,11 @@ SEEDS = (0, 1, 2)
 CURVE_SCENES = 128
 #: Validation scenes on which :func:`tuned_threshold` picks each model's threshold.
 TUNING_SCENES = 512
-#: Decision thresholds on the circle's probability that :func:`tuned_threshold` tries.
-THRESHOLDS = tuple(round(0.01 * k, 2) for k in range(1, 100))
+#: Decision thresholds on the circle's probability that :func:`tuned_threshold` tries: 121 steps evenly
+#: spaced in logit from -6 to 6 (0.0025 to 0.9975), fine near 0 and 1 where class weights move the threshold.
+THRESHOLDS = tuple(round(1 / (1 + math.exp(-0.1 * k)), 4) for k in range(-60, 61))
+#: A pixel is *undecided* when its circle probability lies in this open interval (see :func:`model_scores`).
+UNDECIDED = (0.05, 0.95)
 
 
 def _check_name(name: str) -> str:
@@ -352,13 +355,13 @@ def plot_confusion_matrices(matrices: dict[str, torch.Tensor], class_names: Sequ
         ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1)
         for (row, col), count in zip(torch.cartesian_prod(torch.arange(len(cm)), torch.arange(len(cm))).tolist(),
                                      cm.flatten().tolist()):
-            ax.text(col, row, f"{int(count)}\n{share[row, col]:.1%}", ha="center", va="center", fontsize=8,
+            ax.text(col, row, f"{int(count)}\n{share[row, col]:.1%}", ha="center", va="center", fontsize=11,
                     color="white" if share[row, col] > 0.5 else "black")
-        ax.set_xticks(range(len(class_names)), class_names, fontsize=8)
-        ax.set_yticks(range(len(class_names)), class_names, fontsize=8, rotation=90, va="center")
-        ax.set_title(LOSS_TITLES.get(name, name), fontsize=9)
-        ax.set_xlabel("predicted", fontsize=8)
-    axes[0, 0].set_ylabel("true", fontsize=8)
+        ax.set_xticks(range(len(class_names)), class_names, fontsize=10)
+        ax.set_yticks(range(len(class_names)), class_names, fontsize=10, rotation=90, va="center")
+        ax.set_title(LOSS_TITLES.get(name, name), fontsize=12)
+        ax.set_xlabel("predicted", fontsize=10)
+    axes[0, 0].set_ylabel("true", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -416,9 +419,11 @@ def model_scores(model: nn.Module, test: SceneBatch, tuning: SceneBatch) -> dict
 
     The :func:`imbalance_metrics` of the argmax on ``test``, ``objects_found``
     and ``size_ratio`` (circle pixels predicted / true), ``threshold`` (tuned
-    on the ``tuning`` scenes), ``tuned_iou`` (circle IoU on ``test`` at that
-    threshold) and ``pixel_ap`` (average precision of the circle's pixels on
-    ``test``, :func:`~seglib.metrics.semantic.pixel_precision_recall`).
+    on the ``tuning`` scenes), ``tuned_iou``, ``tuned_precision`` and
+    ``tuned_recall`` (circle on ``test`` at that threshold), ``pixel_ap``
+    (average precision of the circle's pixels on ``test``,
+    :func:`~seglib.metrics.semantic.pixel_precision_recall`) and ``undecided``
+    (the fraction of test pixels whose circle probability lies inside :data:`UNDECIDED`).
     """
     for name, scenes in (("test", test), ("tuning", tuning)):
         if not isinstance(scenes, SceneBatch):
@@ -428,13 +433,17 @@ def model_scores(model: nn.Module, test: SceneBatch, tuning: SceneBatch) -> dict
     scores = imbalance_metrics(predicted, test.semantic)
     threshold = tuned_threshold(circle_probabilities(model, tuning.images), tuning.semantic)
     truth = test.semantic == FOREGROUND
-    tuned = threshold_iou(probabilities, truth, torch.tensor([threshold]))
+    tuned = imbalance_metrics((probabilities > threshold).long(), test.semantic)
+    low, high = UNDECIDED
     return scores | {
         "objects_found": objects_found(predicted, test),
         "size_ratio": scores["fg_recall"] / scores["fg_precision"] if scores["fg_precision"] > 0 else math.nan,
         "threshold": threshold,
-        "tuned_iou": float(tuned[0]),
+        "tuned_iou": tuned["fg_iou"],
+        "tuned_precision": tuned["fg_precision"],
+        "tuned_recall": tuned["fg_recall"],
         "pixel_ap": pixel_precision_recall(probabilities, truth)[2],
+        "undecided": float(((probabilities > low) & (probabilities < high)).double().mean()),
     }
 
 

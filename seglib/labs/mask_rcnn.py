@@ -10,6 +10,7 @@ with COCO's evaluator (mask and box AP) and by its panoptic quality.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -17,11 +18,13 @@ import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 
-from seglib.common import eval_mode
+from seglib.common import eval_mode, markdown_table
 from seglib.data.detection import detection_batches, scene_targets
 from seglib.data.shapes import PANOPTIC_DIVISOR, SceneBatch, SceneConfig, split_scenes
 from seglib.metrics.instance import coco_mask_ap
-from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_quality
+from seglib.metrics.masks import box_iou
+from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_quality, panoptic_summary
+from seglib.metrics.uncertainty import Estimate, bootstrap_interval
 from seglib.ops.roi import sampling_points, snap_boxes
 from seglib.train import History
 from seglib.train import train as train_loop
@@ -38,6 +41,9 @@ LEARNING_RATE = 2e-3
 TEST_SCENES = 256
 #: Training steps of the zoo entry ``maskrcnn``.
 ZOO_STEPS = 3000
+#: Canonical scale of the zoo entry ``maskrcnn_canonical56``: a 56-pixel box is read from the stride-16 level,
+#: which spreads our objects (18 to 80 pixels) over the strides 4, 8 and 16 (torchvision's 224 puts all at 4).
+MATCHED_CANONICAL_SCALE = 56
 
 
 def evaluation_scenes(n: int = TEST_SCENES):
@@ -51,8 +57,12 @@ LOSSES = ("maskrcnn",)
 ZOO_ENTRIES: dict[str, Recipe] = {
     "maskrcnn": Recipe(lab="mask_rcnn", builder="maskrcnn", kwargs={}, steps=ZOO_STEPS, batch_size=BATCH_SIZE,
                        lr=LEARNING_RATE, loss="maskrcnn", seed=0),
+    f"maskrcnn_canonical{MATCHED_CANONICAL_SCALE}": Recipe(
+        lab="mask_rcnn", builder="maskrcnn", kwargs={"canonical_scale": MATCHED_CANONICAL_SCALE}, steps=ZOO_STEPS,
+        batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss="maskrcnn", seed=0),
 }
-"""The zoo entry ``maskrcnn`` (run by ``make zoo NAME=maskrcnn``)."""
+"""The zoo entries ``maskrcnn`` and ``maskrcnn_canonical56``, the same recipe with the RoI levels of
+:data:`MATCHED_CANONICAL_SCALE` (run by ``make zoo NAME=...``)."""
 
 
 def train(model: nn.Module, steps: int, *, batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE,
@@ -93,12 +103,14 @@ def scene_metrics(predictions: list[dict], scenes) -> dict[str, float]:
         scenes: the :class:`~seglib.data.SceneBatch` they were made on.
 
     Returns:
-        ``mask_ap``, ``mask_ap50``, ``mask_ap75``, ``box_ap``, ``box_ap50``,
-        ``box_ap75``, ``pq``, ``sq``, ``rq`` (floats in [0, 1], 4 decimals).
-        PQ uses the true stuff (:func:`scene_panoptic`).
+        COCO's twelve summary numbers for masks and for boxes (``mask_ap``,
+        ``mask_ap50`` ... ``box_ar_large``, see
+        :func:`~seglib.metrics.instance.coco_mask_ap`), and ``pq``, ``sq``,
+        ``rq`` (floats in [0, 1] or NaN, 4 decimals). PQ uses the true stuff
+        (:func:`scene_panoptic`).
     """
-    coco = coco_mask_ap(predictions, scene_targets(scenes))
-    metrics = {key: coco[key] for key in ("mask_ap", "mask_ap50", "mask_ap75", "box_ap", "box_ap50", "box_ap75")}
+    coco = coco_mask_ap(predictions, scene_targets(scenes), categories=list(range(1, len(scenes.config.shapes) + 1)))
+    metrics = {key: value for key, value in coco.items() if key.startswith(("mask_", "box_"))}
     panoptic = panoptic_quality(scene_panoptic(predictions, scenes), scenes.panoptic,
                                 scenes.config.thing_ids, scenes.config.stuff_ids)
     metrics.update({key: panoptic[key] for key in ("pq", "sq", "rq")})
@@ -312,7 +324,156 @@ def show_roi_sampling(box: torch.Tensor, stride: float, feature_size: int, outpu
     return ax
 
 
-#: The generated scenes Mask R-CNN trains on: 128 x 128 pixels, 1-4 things.
+def roi_strides(boxes: torch.Tensor, canonical_scale: int = 224) -> torch.Tensor:
+    """Stride of the FPN level that torchvision's ``MultiScaleRoIAlign`` reads for each box, int64 ``(N,)``.
+
+    torchvision's own ``LevelMapper`` (the FPN paper's rule): a box of side
+    ``s = sqrt(area)`` goes to level ``floor(4 + log2(s / canonical_scale))``,
+    clamped to the levels of the model (strides 4 to 32 here).
+
+    Args:
+        boxes: float ``(N, 4)`` xyxy in pixels.
+        canonical_scale: the box side read from the stride-16 level (224 in torchvision).
+    """
+    from torchvision.ops.poolers import LevelMapper
+
+    check_boxes("boxes", boxes)
+    check_int("canonical_scale", canonical_scale)
+    levels = LevelMapper(k_min=2, k_max=5, canonical_scale=canonical_scale, canonical_level=4)([boxes.float()])
+    return 2 ** (levels.long() + 2)
 
 
+def rpn_stages(model: MaskRCNN, image: torch.Tensor, target_boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The region proposal network's work on one image, step by step (model in eval mode, on the CPU).
 
+    Args:
+        model: a Mask R-CNN.
+        image: float ``(3, H, W)`` in [0, 1], of the size the model reads (it is not resized back).
+        target_boxes: the image's true boxes, float ``(K, 4)`` xyxy.
+
+    Returns:
+        ``anchors`` float ``(A, 4)`` (all levels); ``anchor_labels`` int64
+        ``(A,)``: 1 positive (IoU >= 0.7 with an object, or an object's best
+        anchor), 0 negative (IoU < 0.3), -1 ignored (in between), as the RPN's
+        ``Matcher`` labels them for its losses; ``anchor_iou`` ``(A,)``, the
+        best IoU of each anchor with an object; ``candidates`` ``(P, 4)`` and
+        ``candidate_scores`` ``(P,)``: the decoded boxes of the top-scoring
+        anchors of every level, before non-maximum suppression; ``proposals``
+        ``(Q, 4)``: what the RPN hands to the heads after NMS (IoU 0.7, per level).
+    """
+    from torchvision.models.detection.rpn import concat_box_prediction_layers
+
+    if not isinstance(model, MaskRCNN):
+        raise TypeError(f"model must be a torchvision MaskRCNN, got {type(model).__name__}")
+    check_image("image", image)
+    check_boxes("target_boxes", target_boxes)
+    rpn = model.rpn
+    with torch.no_grad(), eval_mode(model):
+        images, _ = model.transform([image])
+        features = list(model.backbone(images.tensors).values())
+        objectness, deltas = rpn.head(features)
+        anchors = rpn.anchor_generator(images, features)
+        per_level = [o[0].numel() for o in objectness]
+        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        decoded = rpn.box_coder.decode(deltas, anchors).view(-1, 4)
+        top = rpn._get_top_n_idx(objectness.view(1, -1), per_level)[0]
+        proposals = rpn(images, dict(enumerate(features)))[0][0]
+    iou = box_iou(anchors[0], target_boxes.float()) if len(target_boxes) else anchors[0].new_zeros(len(anchors[0]), 1)
+    matched = rpn.proposal_matcher(iou.T) if len(target_boxes) else torch.full((len(anchors[0]),), -1)
+    labels = torch.where(matched >= 0, 1, torch.where(matched == rpn.proposal_matcher.BELOW_LOW_THRESHOLD, 0, -1))
+    return {"anchors": anchors[0], "anchor_labels": labels, "anchor_iou": iou.max(dim=1).values,
+            "candidates": decoded[top].clamp(0, image.shape[-1]), "candidate_scores": objectness.view(-1)[top].sigmoid(),
+            "proposals": proposals}
+
+
+def show_rpn_stages(image: torch.Tensor, stages: dict[str, torch.Tensor], candidates: int = 60, size: float = 4.2):
+    """Three panels of :func:`rpn_stages`: labelled anchors, candidates before NMS, proposals after.
+
+    Args:
+        image: float ``(3, H, W)`` in [0, 1].
+        stages: the dict of :func:`rpn_stages`.
+        candidates: how many of the best-scoring candidates the middle panel draws.
+        size: inches per panel.
+
+    Returns:
+        The figure.
+    """
+    from matplotlib.patches import Rectangle
+
+    from seglib.viz import show_image
+
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size + 0.4), layout="constrained")
+    labels = stages["anchor_labels"]
+    best = stages["candidate_scores"].argsort(descending=True)[:candidates]
+    panels = [
+        (f"anchors: {int((labels == 1).sum())} positive, {int((labels == -1).sum())} ignored",
+         [(stages["anchors"][labels == -1], "#E69F00", "--", 1.0), (stages["anchors"][labels == 1], "#009E73", "-", 2.5)]),
+        (f"best {len(best)} of {len(stages['candidates'])} candidates (before NMS)",
+         [(stages["candidates"][best], "#D55E00", "-", 1.0)]),
+        (f"{len(stages['proposals'])} proposals (after NMS)", [(stages["proposals"], "#0072B2", "-", 1.2)]),
+    ]
+    for ax, (title, groups) in zip(axes, panels):
+        show_image(image, ax=ax)
+        ax.set_title(title, fontsize=12)
+        for boxes, colour, style, width in groups:
+            for x1, y1, x2, y2 in boxes.tolist():
+                ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=colour,
+                                       linestyle=style, linewidth=width))
+    return fig
+
+
+def things_pq_gap(a: dict, b: dict, things: Sequence[int], stuffs: Sequence[int], resamples: int = 1000) -> Estimate:
+    """PQ of the things of ``a`` minus that of ``b``, with a paired bootstrap interval over the images.
+
+    Args:
+        a, b: results of :func:`~seglib.metrics.panoptic.panoptic_quality` on the same images
+            (their ``per_image`` statistics are resampled together).
+        things, stuffs: the class ids passed to it, in the same order.
+    """
+    classes = list(things) + list(stuffs)
+    for name, result in (("a", a), ("b", b)):
+        if not isinstance(result, dict) or "per_image" not in result:
+            raise TypeError(f"{name} must be a panoptic_quality result with 'per_image', got {type(result).__name__}")
+    if a["per_image"].shape != b["per_image"].shape or a["per_image"].shape[1] != len(classes):
+        raise ValueError(f"a and b must cover the same images and the {len(classes)} classes, got "
+                         f"{tuple(a['per_image'].shape)} and {tuple(b['per_image'].shape)}")
+
+    def gap(index: torch.Tensor) -> float:
+        return (panoptic_summary(a["per_image"][index].sum(dim=0), classes, things)["pq_things"]
+                - panoptic_summary(b["per_image"][index].sum(dim=0), classes, things)["pq_things"])
+
+    value = gap(torch.arange(a["per_image"].shape[0]))
+    low, high = bootstrap_interval(gap, a["per_image"].shape[0], resamples=resamples)
+    return Estimate(value, min(low, value), max(high, value))
+
+
+#: COCO's area ranges in pixels (object area = mask pixels).
+AREA_RANGES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}
+
+
+def area_counts(scenes: SceneBatch) -> dict[str, int]:
+    """How many objects of ``scenes`` fall in each of COCO's :data:`AREA_RANGES` (mask area in pixels)."""
+    if not isinstance(scenes, SceneBatch):
+        raise TypeError(f"scenes must be a SceneBatch, got {type(scenes).__name__}")
+    areas = scenes.masks.flatten(2).sum(dim=2)[scenes.valid].double()
+    return {name: int(((areas >= low) & (areas < high)).sum()) for name, (low, high) in AREA_RANGES.items()}
+
+
+def coco_summary(metrics: dict[str, float]) -> str:
+    """COCO's twelve summary lines for masks and boxes side by side, as a Markdown table.
+
+    Args:
+        metrics: the result of :func:`~seglib.metrics.instance.coco_mask_ap` with both iou types.
+    """
+    rows = [("AP", "IoU 0.50:0.95", "all", "ap"), ("AP50", "IoU 0.50", "all", "ap50"),
+            ("AP75", "IoU 0.75", "all", "ap75"), ("AP_S", "0.50:0.95", "small", "ap_small"),
+            ("AP_M", "0.50:0.95", "medium", "ap_medium"), ("AP_L", "0.50:0.95", "large", "ap_large"),
+            ("AR1", "1 detection", "all", "ar1"), ("AR10", "10 detections", "all", "ar10"),
+            ("AR100", "100 detections", "all", "ar100"), ("AR_S", "100", "small", "ar_small"),
+            ("AR_M", "100", "medium", "ar_medium"), ("AR_L", "100", "large", "ar_large")]
+    missing = [f"{prefix}{key}" for *_, key in rows for prefix in ("mask_", "box_") if f"{prefix}{key}" not in metrics]
+    if missing:
+        raise ValueError(f"metrics must hold COCO's twelve numbers for masks and boxes, missing {missing[:3]}")
+    cells = [[name, what, area, *(("n/a" if math.isnan(metrics[p + key]) else f"{metrics[p + key]:.3f}")
+                                   for p in ("mask_", "box_"))] for name, what, area, key in rows]
+    return markdown_table(["metric", "IoU / detections", "area", "masks", "boxes"], cells)

@@ -14,7 +14,13 @@ from seglib.metrics.evaluation import scene_evaluator  # noqa: F401
 from seglib.metrics.evaluation import SegmentationMeter, evaluate_segmentation
 from seglib.metrics.instance import coco_mask_ap, match_instances  # noqa: F401
 from seglib.metrics.masks import box_iou, mask_iou, paired_iou  # noqa: F401
-from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_pairs, panoptic_quality  # noqa: F401
+from seglib.metrics.panoptic import (  # noqa: F401
+    fill_stuff,
+    panoptic_from_instances,
+    panoptic_pairs,
+    panoptic_quality,
+    panoptic_summary,
+)
 from seglib.metrics.semantic import (  # noqa: F401
     boundary_f1,
     confusion_matrix,

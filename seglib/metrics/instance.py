@@ -4,7 +4,8 @@
   IoU threshold, highest score first (the matching inside COCO's AP).
 * :func:`coco_mask_ap`: COCO's average precision with the official evaluator
   (pycocotools ``COCOeval``) for masks (``"segm"``) and boxes (``"bbox"``):
-  AP averaged over IoU thresholds 0.50:0.05:0.95, AP50 and AP75.
+  AP averaged over IoU thresholds 0.50:0.05:0.95, AP50, AP75, AP by object
+  area (small < 32², medium < 96², large) and the average recalls.
 
 Panoptic quality is in :mod:`seglib.metrics.panoptic`. Shapes: instance masks
 bool ``(N, H, W)``, boxes float ``(N, 4)`` xyxy in pixels.
@@ -76,7 +77,9 @@ def match_instances(pred_masks: torch.Tensor, pred_scores: torch.Tensor, gt_mask
 
 # -- COCO average precision -----------------------------------------------------------------------
 
-_SUMMARY = {"ap": 0, "ap50": 1, "ap75": 2, "ap_small": 3, "ap_medium": 4, "ap_large": 5}
+_SUMMARY = {"ap": 0, "ap50": 1, "ap75": 2, "ap_small": 3, "ap_medium": 4, "ap_large": 5,
+            "ar1": 6, "ar10": 7, "ar100": 8, "ar_small": 9, "ar_medium": 10, "ar_large": 11}
+"""Keys of the returned metrics -> index in ``COCOeval.stats`` (the twelve lines of ``summarize()``)."""
 
 
 def _rle(masks: torch.Tensor) -> list[dict]:
@@ -120,12 +123,23 @@ def _binary(masks: torch.Tensor) -> torch.Tensor:
 
 
 def coco_mask_ap(predictions: Sequence[dict], targets: Sequence[dict], iou_types: Sequence[str] = ("segm", "bbox"),
-                 ) -> dict[str, float]:
-    """COCO AP, AP50 and AP75 of instance predictions, by pycocotools' ``COCOeval``.
+                 categories: Sequence[int] | None = None) -> dict[str, float]:
+    """COCO's summary of instance predictions (AP, AP50, AP75, AP and AR by area), by pycocotools' ``COCOeval``.
 
     The ground truth and the results are built in memory: one COCO image per
     entry, annotations with RLE masks, ``area`` (mask pixels), ``bbox``
-    (xywh) and ``iscrowd = 0``; categories are the labels that occur.
+    (xywh) and ``iscrowd = 0``. The results of each evaluation carry only
+    what it reads: RLE masks for ``"segm"`` (pycocotools then takes the mask's
+    pixel count as its area) and boxes for ``"bbox"``. Handing a box along
+    with a mask, as is easy to do, makes pycocotools take the box's area for
+    the detection's area, which sorts false positives into the wrong size
+    range of AP_S/M/L.
+
+    COCO's rules that matter here: a category's precision is interpolated at
+    101 recall points (0, 0.01, ..., 1), each the best precision at that
+    recall or beyond, and averaged; AP is the mean over the categories that
+    have ground truth. A category without any ground-truth object has no AP,
+    so its detections lower no score: ``unscored_detections`` counts them.
 
     Args:
         predictions: one dict per image with ``boxes`` ``(n, 4)`` xyxy,
@@ -134,12 +148,17 @@ def coco_mask_ap(predictions: Sequence[dict], targets: Sequence[dict], iou_types
         targets: one dict per image with ``boxes``, ``labels`` and bool
             ``masks``.
         iou_types: any of ``"segm"`` (mask AP) and ``"bbox"`` (box AP).
+        categories: the class ids of the data set (default: every label of
+            the targets and the predictions).
 
     Returns:
-        ``{"mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_medium",
-        "mask_ap_large"}`` and the same with ``box_`` for boxes, in [0, 1];
-        NaN where COCO has nothing to average (e.g. no large objects). With
-        no prediction at all every AP is 0.
+        For masks ``mask_ap``, ``mask_ap50``, ``mask_ap75``, ``mask_ap_small``,
+        ``mask_ap_medium``, ``mask_ap_large``, ``mask_ar1``, ``mask_ar10``,
+        ``mask_ar100``, ``mask_ar_small``, ``mask_ar_medium``, ``mask_ar_large``
+        (the twelve numbers of COCO's summary), the same with ``box_`` for
+        boxes, in [0, 1], NaN where COCO has nothing to average (e.g. no large
+        objects); and ``unscored_detections``. With no prediction at all every
+        AP and AR is 0.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -158,37 +177,43 @@ def coco_mask_ap(predictions: Sequence[dict], targets: Sequence[dict], iou_types
     unknown = [t for t in iou_types if t not in ("segm", "bbox")]
     if unknown or not iou_types:
         raise ValueError(f"iou_types must be a non-empty subset of ('segm', 'bbox'), got {iou_types!r}")
+    seen = {int(c) for item in (*targets, *predictions) for c in item["labels"].tolist()}
+    if categories is None:
+        categories = sorted(seen)
+    elif isinstance(categories, (str, bytes)) or not all(isinstance(c, int) for c in categories) \
+            or not seen <= set(categories):
+        raise ValueError(f"categories must be a sequence of int class ids holding every label {sorted(seen)}, "
+                         f"got {categories!r}")
 
-    images, annotations, results, categories = [], [], [], set()
+    images, annotations, results = [], [], {"segm": [], "bbox": []}
     for image_id, (pred, target) in enumerate(zip(predictions, targets), start=1):
         masks = _binary(target["masks"])
         height, width = masks.shape[-2:]
         images.append({"id": image_id, "height": int(height), "width": int(width)})
-        labels = target["labels"].tolist()
-        categories.update(labels)
-        for rle, box, label, area in zip(_rle(masks), _xywh(target["boxes"]), labels,
+        for rle, box, label, area in zip(_rle(masks), _xywh(target["boxes"]), target["labels"].tolist(),
                                          masks.flatten(1).sum(1).tolist()):
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(label),
                                 "segmentation": rle, "area": float(area), "bbox": box, "iscrowd": 0})
-        pred_masks = _binary(pred["masks"])
-        for rle, box, label, score in zip(_rle(pred_masks), _xywh(pred["boxes"]), pred["labels"].tolist(),
-                                          pred["scores"].tolist()):
-            results.append({"image_id": image_id, "category_id": int(label), "segmentation": rle,
-                            "bbox": box, "score": float(score)})
+        found = zip(_rle(_binary(pred["masks"])), _xywh(pred["boxes"]), pred["labels"].tolist(), pred["scores"].tolist())
+        for rle, box, label, score in found:
+            results["segm"].append({"image_id": image_id, "category_id": int(label), "segmentation": rle,
+                                    "score": float(score)})
+            results["bbox"].append({"image_id": image_id, "category_id": int(label), "bbox": box,
+                                    "score": float(score)})
     dataset = {"info": {"description": "seglib.metrics.instance.coco_mask_ap"}, "images": images,
                "annotations": annotations, "categories": [{"id": int(c), "name": str(c)} for c in sorted(categories)]}
-
-    metrics = {}
+    with_truth = {a["category_id"] for a in annotations}
+    metrics = {"unscored_detections": float(sum(r["category_id"] not in with_truth for r in results["bbox"]))}
     for iou_type in iou_types:
         prefix = "mask_" if iou_type == "segm" else "box_"
-        if not results:
+        if not results[iou_type]:
             metrics.update({prefix + key: 0.0 for key in _SUMMARY})
             continue
         with contextlib.redirect_stdout(io.StringIO()):
             ground_truth = COCO()
             ground_truth.dataset = dataset
             ground_truth.createIndex()
-            detections = ground_truth.loadRes(results)
+            detections = ground_truth.loadRes(results[iou_type])
             evaluator = COCOeval(ground_truth, detections, iouType=iou_type)
             evaluator.evaluate()
             evaluator.accumulate()

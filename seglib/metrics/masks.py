@@ -3,6 +3,12 @@
 * :func:`mask_iou`: IoU of every pair of two stacks of masks, ``(N, M)``;
 * :func:`box_iou`: the same for xyxy boxes;
 * :func:`paired_iou`: IoU of the masks at the same index, ``(N,)`` (promptable models).
+
+One convention everywhere in seglib: **the IoU of two empty masks is 1**.
+Two empty sets are the same set, and "nothing to find, nothing found" is a
+correct answer, the convention of video benchmarks (DAVIS's J) for an
+absent object. An empty mask against a non-empty one has IoU 0.
+(pycocotools returns 0 for two empty masks; COCO's objects are never empty.)
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         b: bool ``(M, H, W)`` masks.
 
     Returns:
-        float32 ``(N, M)``: ``|a_i & b_j| / |a_i | b_j|``, 0 when both masks
-        are empty. Pixel counts are exact up to 2**24 pixels per mask.
+        float32 ``(N, M)``: ``|a_i & b_j| / |a_i | b_j|``, 1 when both masks
+        are empty (the module's convention). Pixel counts are exact up to
+        2**24 pixels per mask.
     """
     for name, masks in (("a", a), ("b", b)):
         if not isinstance(masks, torch.Tensor) or masks.dtype != torch.bool:
@@ -33,7 +40,7 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a_flat, b_flat = a.flatten(1).float(), b.flatten(1).float()
     intersection = a_flat @ b_flat.T
     union = a_flat.sum(dim=1, keepdim=True) + b_flat.sum(dim=1) - intersection
-    return torch.where(union > 0, intersection / union.clamp_min(1), torch.zeros_like(union))
+    return torch.where(union > 0, intersection / union.clamp_min(1), torch.ones_like(union))
 
 
 
@@ -70,8 +77,7 @@ def paired_iou(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         target: bool, same shape.
 
     Returns:
-        float32 ``(...)``; 1 where both masks are empty (nothing to find, nothing
-        found: the convention of video benchmarks for an absent object).
+        float32 ``(...)``; 1 where both masks are empty (the module's convention).
     """
     for name, value in (("predicted", predicted), ("target", target)):
         if not isinstance(value, torch.Tensor) or value.dtype != torch.bool or value.dim() < 2:

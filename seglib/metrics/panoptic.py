@@ -12,7 +12,7 @@ Panoptic maps are int64 ``(B, H, W)`` (or ``(H, W)``) holding ``class_id * divis
 
 from __future__ import annotations
 
-from typing import Collection
+from typing import Collection, Sequence
 
 import numpy as np
 import torch
@@ -90,8 +90,16 @@ def panoptic_quality(pred: torch.Tensor, target: torch.Tensor, things: Collectio
         divisor: panoptic id = ``class_id * divisor + instance``.
 
     Returns:
-        ``{"pq", "sq", "rq"}`` floats (NaN if no class has a segment) and
-        ``"per_class"``: class id -> ``{"pq", "sq", "rq", "tp", "fp", "fn"}``.
+        ``{"pq", "sq", "rq"}`` floats (NaN if no class has a segment), the
+        same averages over the thing classes only (``"pq_things"``,
+        ``"sq_things"``, ``"rq_things"``) and over the stuff classes
+        (``"pq_stuff"`` ...), as Kirillov et al. report PQ, PQ^Th and PQ^St;
+        ``"per_class"``: class id -> ``{"pq", "sq", "rq", "tp", "fp", "fn"}``;
+        and ``"per_image"``: float64 ``(B, C, 4)``, each image's summed
+        matched IoU, TP, FP and FN of the classes ``things + stuffs`` in that
+        order (:func:`panoptic_summary` of a resample of its rows gives a
+        bootstrap replicate). PQ = SQ x RQ holds per class; the class means
+        of PQ, SQ and RQ need not obey it.
     """
     pred, target = _check_panoptic("pred", pred), _check_panoptic("target", target)
     if pred.shape != target.shape:
@@ -104,21 +112,45 @@ def panoptic_quality(pred: torch.Tensor, target: torch.Tensor, things: Collectio
     pred = _segments(pred.long(), things, stuffs, divisor).cpu()
     target = _segments(target.long(), things, stuffs, divisor).cpu()
     classes = things + stuffs
-    stats = {c: {"iou": 0.0, "tp": 0, "fp": 0, "fn": 0} for c in classes}
-    for p_map, t_map in zip(pred.flatten(1), target.flatten(1)):
+    per_image = torch.zeros(pred.shape[0], len(classes), 4, dtype=torch.float64)
+    for b, (p_map, t_map) in enumerate(zip(pred.flatten(1), target.flatten(1))):
+        stats = {c: {"iou": 0.0, "tp": 0, "fp": 0, "fn": 0} for c in classes}
         _update_image(p_map, t_map, divisor, stats)
-    per_class, averaged = {}, []
-    for c in classes:
-        s = stats[c]
-        sq = s["iou"] / s["tp"] if s["tp"] else 0.0
-        denominator = s["tp"] + 0.5 * s["fp"] + 0.5 * s["fn"]
-        rq = s["tp"] / denominator if denominator else 0.0
-        per_class[c] = {"pq": sq * rq, "sq": sq, "rq": rq, "tp": s["tp"], "fp": s["fp"], "fn": s["fn"]}
-        if denominator:
-            averaged.append(per_class[c])
-    mean = {k: float(np.mean([v[k] for v in averaged])) if averaged else float("nan") for k in ("pq", "sq", "rq")}
-    return {**mean, "per_class": per_class}
+        per_image[b] = torch.tensor([[stats[c][k] for k in ("iou", "tp", "fp", "fn")] for c in classes],
+                                    dtype=torch.float64)
+    return {**panoptic_summary(per_image.sum(dim=0), classes, things), "per_image": per_image}
 
+
+def panoptic_summary(totals: torch.Tensor, classes: Sequence[int], things: Collection[int]) -> dict:
+    """PQ, SQ and RQ from summed statistics: per class, over all classes, over things and over stuff.
+
+    Args:
+        totals: float ``(C, 4)``: summed matched IoU, TP, FP and FN of each class.
+        classes: the ``C`` class ids, in the order of the rows.
+        things: which of them are things (the others are stuff).
+
+    Returns:
+        ``pq``, ``sq``, ``rq``, ``pq_things`` ... ``rq_stuff`` and ``per_class``,
+        as :func:`panoptic_quality` returns them (means over the classes with
+        ``TP + FP + FN > 0``, NaN where there is none).
+    """
+    if not isinstance(totals, torch.Tensor) or totals.dim() != 2 or totals.shape != (len(classes), 4):
+        got = tuple(totals.shape) if isinstance(totals, torch.Tensor) else type(totals).__name__
+        raise ValueError(f"totals must be a float tensor of shape ({len(classes)}, 4), got {got}")
+    per_class = {}
+    for c, (iou, tp, fp, fn) in zip(classes, totals.tolist()):
+        sq = iou / tp if tp else 0.0
+        denominator = tp + 0.5 * fp + 0.5 * fn
+        rq = tp / denominator if denominator else 0.0
+        per_class[c] = {"pq": sq * rq, "sq": sq, "rq": rq, "tp": int(tp), "fp": int(fp), "fn": int(fn)}
+    things = set(things)
+    result = {}
+    for suffix, members in (("", classes), ("_things", [c for c in classes if c in things]),
+                            ("_stuff", [c for c in classes if c not in things])):
+        counted = [per_class[c] for c in members if per_class[c]["tp"] + per_class[c]["fp"] + per_class[c]["fn"]]
+        for k in ("pq", "sq", "rq"):
+            result[k + suffix] = float(np.mean([v[k] for v in counted])) if counted else float("nan")
+    return {**result, "per_class": per_class}
 
 
 def _update_image(pred: torch.Tensor, target: torch.Tensor, divisor: int, stats: dict) -> None:

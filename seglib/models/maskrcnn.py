@@ -96,6 +96,7 @@ def build_maskrcnn(
     rois_per_image: int = 32,
     rpn_anchors_per_image: int = 64,
     sampling_ratio: int = 1,
+    canonical_scale: int = 224,
 ) -> MaskRCNN:
     """torchvision's Mask R-CNN with a small plain backbone, set up for CPU training.
 
@@ -111,6 +112,11 @@ def build_maskrcnn(
         rois_per_image: proposals sampled per image for the box and mask losses.
         rpn_anchors_per_image: anchors sampled per image for the RPN losses.
         sampling_ratio: RoIAlign samples per bin side (0: adaptive, as in the paper).
+        canonical_scale: box side (square root of its area) that the heads read
+            from the stride-16 level; a box of side ``s`` is read from level
+            ``floor(4 + log2(s / canonical_scale))``, clamped to strides 4 to 32
+            (the FPN paper's rule; 224 as in torchvision, which sends every box
+            under 112 pixels to the stride-4 level).
 
     Returns:
         A :class:`~torchvision.models.detection.MaskRCNN` with about 2.9 M
@@ -125,7 +131,7 @@ def build_maskrcnn(
     anchor_sizes = check_ints("anchor_sizes", anchor_sizes, 5)
     for name, value in (("fpn_channels", fpn_channels), ("image_size", image_size), ("mask_convs", mask_convs),
                         ("box_width", box_width), ("rois_per_image", rois_per_image),
-                        ("rpn_anchors_per_image", rpn_anchors_per_image)):
+                        ("rpn_anchors_per_image", rpn_anchors_per_image), ("canonical_scale", canonical_scale)):
         check_int(name, value)
     if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int) or sampling_ratio < 0:
         raise ValueError(f"sampling_ratio must be an int >= 0, got {sampling_ratio!r}")
@@ -144,12 +150,14 @@ def build_maskrcnn(
         rpn_pre_nms_top_n_test=150,
         rpn_post_nms_top_n_test=50,
         rpn_batch_size_per_image=rpn_anchors_per_image,
-        box_roi_pool=MultiScaleRoIAlign(names, output_size=7, sampling_ratio=sampling_ratio),
+        box_roi_pool=MultiScaleRoIAlign(names, output_size=7, sampling_ratio=sampling_ratio,
+                                        canonical_scale=canonical_scale),
         box_head=TwoMLPHead(fpn_channels * 7 * 7, box_width),
         box_predictor=FastRCNNPredictor(box_width, num_classes),
         box_batch_size_per_image=rois_per_image,
         box_positive_fraction=0.5,  # up to 16 of the 32 RoIs are objects: more mask-loss samples per step
-        mask_roi_pool=MultiScaleRoIAlign(names, output_size=14, sampling_ratio=sampling_ratio),
+        mask_roi_pool=MultiScaleRoIAlign(names, output_size=14, sampling_ratio=sampling_ratio,
+                                         canonical_scale=canonical_scale),
         mask_head=MaskRCNNHeads(fpn_channels, [fpn_channels] * mask_convs, 1),
         mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, num_classes),
     )

@@ -25,7 +25,6 @@ Everything here matches ``torchvision.ops.roi_align`` / ``roi_pool``
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
@@ -113,15 +112,16 @@ def sampling_points(box: torch.Tensor, output_size, spatial_scale: float = 1.0, 
     out_h, out_w = _output_size(output_size)
     if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int):
         raise TypeError(f"sampling_ratio must be an int, got {type(sampling_ratio).__name__}")
-    offset = 0.5 if aligned else 0.0
-    x1, y1, x2, y2 = (float(v) * spatial_scale - offset for v in box)
+    kwargs = {"dtype": box.dtype, "device": box.device}
+    # Every step in the box's dtype, as torchvision's kernel does: in float32, 7.3 - 0.3 is exactly 7.0
+    # (one sample per bin of 1.0), in float64 it is 7.000000238 (two samples per bin).
+    x1, y1, x2, y2 = (box * torch.tensor(spatial_scale, **kwargs) - (0.5 if aligned else 0.0)).unbind()
     roi_w, roi_h = x2 - x1, y2 - y1
     if not aligned:  # the legacy version never lets a box shrink below one cell
-        roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
     bin_h, bin_w = roi_h / out_h, roi_w / out_w
-    grid_h = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_h / out_h)
-    grid_w = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_w / out_w)
-    kwargs = {"dtype": box.dtype, "device": box.device}
+    grid_h = sampling_ratio if sampling_ratio > 0 else int(torch.ceil(roi_h / out_h))
+    grid_w = sampling_ratio if sampling_ratio > 0 else int(torch.ceil(roi_w / out_w))
     ys = y1 + torch.arange(out_h, **kwargs).view(-1, 1) * bin_h + (torch.arange(grid_h, **kwargs) + 0.5) * bin_h / grid_h
     xs = x1 + torch.arange(out_w, **kwargs).view(-1, 1) * bin_w + (torch.arange(grid_w, **kwargs) + 0.5) * bin_w / grid_w
     y = ys.view(out_h, grid_h, 1, 1).expand(out_h, grid_h, out_w, grid_w)

@@ -9,6 +9,7 @@ from seglib.ops import roi
 from seglib.checks import CheckFailed
 from seglib.checks.mask_rcnn import check_bilinear, check_mask_iou, check_match_predictions, check_roi_align_box
 from seglib.metrics.instance import match_instances
+from seglib.metrics.masks import mask_iou
 
 
 def bilinear(feature, y, x):
@@ -37,15 +38,23 @@ def test_roi_align_box_accepts_reference_and_names_offset_mistake():
     with pytest.raises(CheckFailed, match="shape"):
         check_roi_align_box(lambda f, b, s, sc, r, a: roi.roi_align_box(f, b, s, sc, r, a)[0])
 
+    def never_widened(feature, box, size, scale, ratio, aligned):  # aligned=False without the one-cell rule
+        return roi.roi_align_box(feature, box + (0.0 if aligned else 0.5 / scale), size, scale, ratio, True)
+
+    with pytest.raises(CheckFailed, match="at least one cell"):
+        check_roi_align_box(never_widened)
+
 
 def test_mask_iou_check():
     def iou(a, b):
         union = (a | b).sum()
-        return (a & b).sum() / union if union else 0.0
+        return (a & b).sum() / union if union else 1.0
 
     check_mask_iou(iou)
     with pytest.raises(CheckFailed, match="Dice"):
-        check_mask_iou(lambda a, b: 2 * (a & b).sum() / (a.sum() + b.sum()) if a.any() else 0.0)
+        check_mask_iou(lambda a, b: 2 * (a & b).sum() / (a.sum() + b.sum()) if a.any() else 1.0)
+    with pytest.raises(CheckFailed, match="same .empty. set"):
+        check_mask_iou(lambda a, b: iou(a, b) if (a | b).any() else 0.0)
     with pytest.raises(CheckFailed, match="two empty masks"):
         check_mask_iou(lambda a, b: (a & b).sum() / (a | b).sum() if (a | b).any() else math.nan)
 
@@ -56,3 +65,16 @@ def test_match_predictions_check():
         check_match_predictions(lambda p, s, g, t: match_instances(p, torch.linspace(1, 0, len(s)), g, t))
     with pytest.raises(CheckFailed, match=">= threshold"):
         check_match_predictions(lambda p, s, g, t: match_instances(p, s, g, t + 1e-6))
+
+    def first_above(pred, scores, gt, threshold):  # the first free object above the threshold, not the best
+        matched, taken = [-1] * len(pred), set()
+        ious = mask_iou(pred, gt)
+        for p in torch.argsort(scores, descending=True).tolist():
+            free = [k for k in range(len(gt)) if k not in taken and ious[p, k] >= threshold]
+            if free:
+                matched[p] = free[0]
+                taken.add(free[0])
+        return matched
+
+    with pytest.raises(CheckFailed, match="highest IoU, not the first"):
+        check_match_predictions(first_above)

@@ -213,7 +213,7 @@ def test_seed_table_shows_mean_and_interval():
 def test_tuned_threshold_picks_the_best_iou():
     target = torch.tensor([[[1, 1, 0, 0]]])
     probs = torch.tensor([[[0.9, 0.3, 0.2, 0.1]]])  # only thresholds in [0.2, 0.3) keep both circle pixels alone
-    assert losses_lab.tuned_threshold(probs, target) == 0.2
+    assert 0.2 <= losses_lab.tuned_threshold(probs, target) < 0.3
     with pytest.raises(TypeError, match="scores"):
         losses_lab.tuned_threshold(target, target)
 
@@ -246,7 +246,9 @@ def test_model_scores_of_a_small_unet():
     model = UNet(**losses_lab.MODEL_KWARGS).eval()
     scenes = generate_scenes(8, losses_lab.CONFIG, seed=1)
     scores = losses_lab.model_scores(model, scenes, scenes)
-    assert {"fg_iou", "objects_found", "size_ratio", "threshold", "tuned_iou", "pixel_ap"} <= set(scores)
+    assert {"fg_iou", "objects_found", "size_ratio", "threshold", "tuned_iou", "tuned_precision", "tuned_recall",
+            "pixel_ap", "undecided"} <= set(scores)
+    assert 0 <= scores["undecided"] <= 1
     assert scores["tuned_iou"] >= scores["fg_iou"] - 1e-12  # tuned on the same scenes: never worse than 0.5
     assert 0 < scores["pixel_ap"] <= 1 and scores["threshold"] in losses_lab.THRESHOLDS
     with pytest.raises(TypeError, match="tuning must be a SceneBatch"):

@@ -122,3 +122,54 @@ def test_real_model_offline_gives_a_reason(tmp_path):
     model, message = pretrained.try_torchvision("maskrcnn_resnet50_fpn_v2", "MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
                                                 url=(tmp_path / "absent.pth").as_uri(), directory=tmp_path / "cache")
     assert model is None and "not available" in message and "\n" not in message
+
+
+def test_roi_strides_follow_torchvisions_level_mapper():
+    boxes = torch.tensor([[0.0, 0, 20, 20], [0, 0, 60, 60], [0, 0, 111, 111], [0, 0, 112, 112], [0, 0, 500, 500]])
+    assert lab.roi_strides(boxes).tolist() == [4, 4, 4, 8, 32]  # floor(4 + log2(s / 224)), clamped to 4..32
+    assert lab.roi_strides(boxes, canonical_scale=56).tolist() == [4, 16, 16, 32, 32]
+    with pytest.raises(ValueError, match="canonical_scale"):
+        lab.roi_strides(boxes, canonical_scale=0)
+
+
+def test_rpn_stages_label_anchors_and_shrink_candidates(model):
+    scenes = generate_scenes(1, SMALL, seed=3)  # the fixture's model reads 64-pixel images
+    truth = scenes.instances(0)["boxes"]
+    stages = lab.rpn_stages(model, scenes.images[0], truth)
+    labels, iou = stages["anchor_labels"], stages["anchor_iou"]
+    assert len(labels) == len(stages["anchors"]) == len(iou)
+    assert (iou[labels == 0] < 0.3).all() and ((iou[labels == -1] >= 0.3) & (iou[labels == -1] < 0.7)).all()
+    assert (iou >= 0.7).sum() <= (labels == 1).sum() >= len(truth)  # every object has a positive anchor
+    assert len(stages["proposals"]) <= len(stages["candidates"]) == len(stages["candidate_scores"])
+    fig = lab.show_rpn_stages(scenes.images[0], stages, candidates=5)
+    assert len(fig.axes) == 3
+    with pytest.raises(TypeError, match="model must be"):
+        lab.rpn_stages(torch.nn.Linear(2, 2), scenes.images[0], truth)
+
+
+def test_things_pq_gap_is_zero_for_equal_predictions_and_positive_for_better():
+    scenes = generate_scenes(12, lab.CONFIG, seed=4)
+    things, stuffs = scenes.config.thing_ids, scenes.config.stuff_ids
+    perfect = panoptic_quality(scenes.panoptic, scenes.panoptic, things, stuffs)
+    stuff_only = scenes.panoptic.clone()
+    stuff_only[stuff_only % 1000 > 0] = 0  # every thing missed
+    blind = panoptic_quality(stuff_only, scenes.panoptic, things, stuffs)
+    same = lab.things_pq_gap(perfect, perfect, things, stuffs, resamples=20)
+    assert same.value == same.low == same.high == 0
+    better = lab.things_pq_gap(perfect, blind, things, stuffs, resamples=20)
+    assert better.value == pytest.approx(1.0) and better.low > 0.9
+    with pytest.raises(TypeError, match="per_image"):
+        lab.things_pq_gap({"pq": 1.0}, perfect, things, stuffs)
+
+
+def test_area_counts_and_coco_summary():
+    scenes = generate_scenes(4, lab.CONFIG, seed=5)
+    counts = lab.area_counts(scenes)
+    assert sum(counts.values()) == int(scenes.valid.sum()) and set(counts) == {"small", "medium", "large"}
+    metrics = {f"{p}{k}": 0.5 for p in ("mask_", "box_") for k in ("ap", "ap50", "ap75", "ap_small", "ap_medium",
+               "ap_large", "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")}
+    metrics["mask_ap_large"] = float("nan")
+    table = lab.coco_summary(metrics).splitlines()
+    assert len(table) == 14 and "| AP_L | 0.50:0.95 | large | n/a | 0.500 |" in table
+    with pytest.raises(ValueError, match="twelve numbers"):
+        lab.coco_summary({"mask_ap": 0.5})

@@ -7,7 +7,8 @@ import torch
 
 from seglib.data import generate_scenes, SceneConfig
 from seglib.metrics.instance import coco_mask_ap, match_instances
-from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_pairs, panoptic_quality
+from seglib.metrics.panoptic import (fill_stuff, panoptic_from_instances, panoptic_pairs, panoptic_quality,
+                                     panoptic_summary)
 
 
 def square_masks(boxes, size=32):
@@ -51,13 +52,37 @@ def test_coco_ap_perfect_and_known_values():
     missing = [dict(perfect[0]), dict(perfect[1])]
     missing[1] = {k: v[:0] for k, v in perfect[1].items()}
     metrics = coco_mask_ap(missing, targets, iou_types=("segm",))
-    assert set(metrics) == {"mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_medium", "mask_ap_large"}
+    assert set(metrics) == {"unscored_detections"} | {f"mask_{key}" for key in (
+        "ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "ar_small", "ar_medium",
+        "ar_large")}
     assert metrics["mask_ap50"] == pytest.approx((51 / 101 + 1) / 2)
     # a mask with IoU 0.8 counts at thresholds 0.50..0.80 (7 of 10): AP 0.7; its exact box keeps box AP at 1
     shifted = [dict(perfect[1])]
     shifted[0]["masks"] = square_masks([(5, 5, 21, 15)])
     metrics = coco_mask_ap(shifted, targets[1:])
     assert metrics["mask_ap"] == pytest.approx(0.7) and metrics["box_ap"] == pytest.approx(1.0)
+
+
+def test_coco_mask_ap_sizes_a_detection_by_its_mask_not_its_box():
+    # a 10 x 10 object found exactly, and a false alarm of the same class scored higher: a one-pixel-wide
+    # diagonal of 60 pixels. Its mask is small (60 px); its box, 60 x 60 = 3600 px, would be medium.
+    target = instances([(0, 0, 10, 10)], [1], size=64)
+    diagonal = torch.zeros(1, 64, 64, dtype=torch.bool)
+    diagonal[0, torch.arange(4, 64), torch.arange(4, 64)] = True
+    prediction = {"masks": torch.cat([target["masks"], diagonal]), "labels": torch.tensor([1, 1]),
+                  "scores": torch.tensor([0.5, 0.9]), "boxes": torch.tensor([[0.0, 0, 10, 10], [4.0, 4, 64, 64]])}
+    metrics = coco_mask_ap([prediction], [target])
+    assert metrics["mask_ap_small"] < 0.6  # the false alarm ranks first among the small detections
+    assert metrics["box_ap_small"] == pytest.approx(1.0)  # as a box it is medium, outside the small range
+
+
+def test_coco_ap_counts_detections_of_classes_without_ground_truth():
+    target = instances([(0, 0, 10, 10)], [1])
+    prediction = dict(instances([(0, 0, 10, 10), (20, 20, 30, 30)], [1, 3]), scores=torch.tensor([0.9, 0.95]))
+    metrics = coco_mask_ap([prediction], [target], categories=[1, 2, 3])
+    assert metrics["unscored_detections"] == 1 and metrics["mask_ap"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="categories must"):
+        coco_mask_ap([prediction], [target], categories=[1, 2])
 
 
 def test_coco_ap_accepts_probabilities_and_empty_predictions():
@@ -113,6 +138,16 @@ def test_panoptic_quality_by_hand():
     assert result["per_class"][2]["sq"] == pytest.approx(0.75)
     assert result["per_class"][0]["sq"] == pytest.approx(12 / 13)
     assert result["rq"] == 1.0 and result["pq"] == pytest.approx((0.75 + 12 / 13) / 2)
+    assert result["pq_things"] == pytest.approx(0.75) and result["pq_stuff"] == pytest.approx(12 / 13)
+    assert result["per_image"].shape == (1, 2, 4) and result["per_image"][0, 0].tolist() == [0.75, 1, 0, 0]
+    # a second image where the thing is missed: the summary of both rows, and of a bootstrap resample
+    missed = torch.stack([pred, torch.zeros_like(pred)])
+    both = panoptic_quality(missed, torch.stack([target, target]), things=[2], stuffs=[0])
+    assert both["per_class"][2]["fn"] == 1 and both["rq_things"] == pytest.approx(1 / 1.5)
+    again = panoptic_summary(both["per_image"][[0, 0]].sum(dim=0), [2, 0], things=[2])
+    assert again["pq_things"] == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="totals must be"):
+        panoptic_summary(both["per_image"], [2, 0], things=[2])
     with pytest.raises(ValueError, match="share"):
         panoptic_quality(pred, target, things=[0], stuffs=[0])
     with pytest.raises(ValueError, match="same shape"):

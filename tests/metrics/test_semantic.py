@@ -275,9 +275,13 @@ def test_mask_iou_by_hand_and_against_box_iou():
     assert torch.allclose(box_iou(boxes_a, boxes_b), iou)
 
 
-def test_mask_iou_of_two_empty_masks_is_zero():
+def test_two_empty_masks_have_iou_one_everywhere():
+    from seglib.metrics import j_scores, paired_iou
+
     empty = torch.zeros(1, 3, 3, dtype=torch.bool)
-    assert mask_iou(empty, empty).item() == 0.0
+    full = torch.ones(1, 3, 3, dtype=torch.bool)
+    assert mask_iou(empty, empty).item() == 1.0 and mask_iou(empty, full).item() == 0.0
+    assert paired_iou(empty, empty).item() == 1.0 and j_scores(empty, empty).item() == 1.0
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -36,6 +36,16 @@ def test_roi_align_matches_torchvision(aligned, sampling_ratio):
         torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("aligned", [False, True])
+def test_roi_align_counts_samples_in_the_feature_dtype(dtype, aligned):
+    # 7.3 - 0.3 over 7 bins: exactly 1.0 per bin in float32 (one sample), 1.00000003 in float64 (two)
+    features = torch.randn(1, 2, 12, 12, generator=torch.Generator().manual_seed(0)).to(dtype)
+    boxes = torch.tensor([[0.0, 0.3, 0.3, 7.3, 7.3], [0.0, 1.1, 2.2, 8.1, 9.2]]).to(dtype)
+    expected = tv_roi_align(features, boxes, 7, 1.0, 0, aligned)
+    torch.testing.assert_close(roi.roi_align(features, boxes, 7, 1.0, 0, aligned), expected)
+
+
 def test_roi_align_box_degenerate_and_errors():
     feature = torch.rand(2, 5, 5)
     flat = torch.tensor([2.0, 2.0, 2.0, 2.0])
