@@ -419,8 +419,7 @@ def model_scores(model: nn.Module, test: SceneBatch, tuning: SceneBatch) -> dict
 
     The :func:`imbalance_metrics` of the argmax on ``test``, ``objects_found``
     and ``size_ratio`` (circle pixels predicted / true), ``threshold`` (tuned
-    on the ``tuning`` scenes), ``tuned_iou``, ``tuned_precision`` and
-    ``tuned_recall`` (circle on ``test`` at that threshold), ``pixel_ap``
+    on the ``tuning`` scenes), ``tuned_iou`` (circle IoU on ``test`` at that threshold), ``pixel_ap``
     (average precision of the circle's pixels on ``test``,
     :func:`~seglib.metrics.semantic.pixel_precision_recall`) and ``undecided``
     (the fraction of test pixels whose circle probability lies inside :data:`UNDECIDED`).
@@ -433,15 +432,13 @@ def model_scores(model: nn.Module, test: SceneBatch, tuning: SceneBatch) -> dict
     scores = imbalance_metrics(predicted, test.semantic)
     threshold = tuned_threshold(circle_probabilities(model, tuning.images), tuning.semantic)
     truth = test.semantic == FOREGROUND
-    tuned = imbalance_metrics((probabilities > threshold).long(), test.semantic)
+    tuned = threshold_iou(probabilities, truth, torch.tensor([threshold]))
     low, high = UNDECIDED
     return scores | {
         "objects_found": objects_found(predicted, test),
         "size_ratio": scores["fg_recall"] / scores["fg_precision"] if scores["fg_precision"] > 0 else math.nan,
         "threshold": threshold,
-        "tuned_iou": tuned["fg_iou"],
-        "tuned_precision": tuned["fg_precision"],
-        "tuned_recall": tuned["fg_recall"],
+        "tuned_iou": float(tuned[0]),
         "pixel_ap": pixel_precision_recall(probabilities, truth)[2],
         "undecided": float(((probabilities > low) & (probabilities < high)).double().mean()),
     }

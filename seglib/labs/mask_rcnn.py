@@ -21,8 +21,8 @@ from torchvision.models.detection import MaskRCNN
 from seglib.common import eval_mode, markdown_table
 from seglib.data.detection import detection_batches, scene_targets
 from seglib.data.shapes import PANOPTIC_DIVISOR, SceneBatch, SceneConfig, split_scenes
-from seglib.metrics.instance import coco_mask_ap
-from seglib.metrics.masks import box_iou
+from seglib.metrics.instance import coco_mask_ap, match_instances
+from seglib.metrics.masks import box_iou, mask_iou
 from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_quality, panoptic_summary
 from seglib.metrics.uncertainty import Estimate, bootstrap_interval
 from seglib.ops.roi import sampling_points, snap_boxes
@@ -445,6 +445,51 @@ def things_pq_gap(a: dict, b: dict, things: Sequence[int], stuffs: Sequence[int]
     value = gap(torch.arange(a["per_image"].shape[0]))
     low, high = bootstrap_interval(gap, a["per_image"].shape[0], resamples=resamples)
     return Estimate(value, min(low, value), max(high, value))
+
+
+ERROR_KINDS = ("correct", "wrong class", "duplicate, same class", "duplicate, other class", "background", "missed")
+"""What :func:`error_counts` sorts detections and objects into."""
+
+
+def error_counts(predictions: Sequence[dict], scenes: SceneBatch, score_threshold: float = 0.5) -> dict[str, int]:
+    """Sort the confident detections and the objects of ``scenes`` into :data:`ERROR_KINDS`.
+
+    Detections scoring at least ``score_threshold`` are matched to objects
+    regardless of class (greedy, mask IoU >= 0.5, highest score first). A
+    matched detection is ``correct`` or of the ``wrong class``; an unmatched
+    one is a duplicate when it overlaps an object at IoU >= 0.5 that another
+    detection took (of the ``same class`` as that detection, or of an
+    ``other class``), else a false alarm on the ``background``; an object no
+    detection matched is ``missed``.
+
+    Args:
+        predictions: one dict per scene from :func:`predict`.
+        scenes: the :class:`~seglib.data.SceneBatch` they were made on.
+        score_threshold: the lowest score counted.
+    """
+    if not isinstance(scenes, SceneBatch):
+        raise TypeError(f"scenes must be a SceneBatch, got {type(scenes).__name__}")
+    if len(predictions) != len(scenes):
+        raise ValueError(f"predictions must hold one dict per scene ({len(scenes)}), got {len(predictions)}")
+    counts = dict.fromkeys(ERROR_KINDS, 0)
+    for i, prediction in enumerate(predictions):
+        truth = scene_targets(scenes[i])[0]
+        keep = prediction["scores"] >= score_threshold
+        masks, labels = prediction["masks"][keep], prediction["labels"][keep]
+        found = match_instances(masks, prediction["scores"][keep], truth["masks"])
+        hit = found >= 0
+        right = labels[hit] == truth["labels"][found[hit]]
+        counts["correct"] += int(right.sum())
+        counts["wrong class"] += int((~right).sum())
+        for j in (~hit).nonzero().flatten().tolist():
+            iou = mask_iou(masks[j:j + 1], truth["masks"])[0] if len(truth["masks"]) else torch.zeros(1)
+            if float(iou.max()) < 0.5:
+                counts["background"] += 1
+                continue
+            owner = int((found == int(iou.argmax())).nonzero()[0])  # greedy: an object this close was taken
+            counts["duplicate, same class" if labels[owner] == labels[j] else "duplicate, other class"] += 1
+        counts["missed"] += len(truth["masks"]) - int(hit.sum())
+    return counts
 
 
 #: COCO's area ranges in pixels (object area = mask pixels).

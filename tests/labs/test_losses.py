@@ -246,8 +246,8 @@ def test_model_scores_of_a_small_unet():
     model = UNet(**losses_lab.MODEL_KWARGS).eval()
     scenes = generate_scenes(8, losses_lab.CONFIG, seed=1)
     scores = losses_lab.model_scores(model, scenes, scenes)
-    assert {"fg_iou", "objects_found", "size_ratio", "threshold", "tuned_iou", "tuned_precision", "tuned_recall",
-            "pixel_ap", "undecided"} <= set(scores)
+    assert {"fg_iou", "objects_found", "size_ratio", "threshold", "tuned_iou", "pixel_ap",
+            "undecided"} <= set(scores)
     assert 0 <= scores["undecided"] <= 1
     assert scores["tuned_iou"] >= scores["fg_iou"] - 1e-12  # tuned on the same scenes: never worse than 0.5
     assert 0 < scores["pixel_ap"] <= 1 and scores["threshold"] in losses_lab.THRESHOLDS

@@ -173,3 +173,23 @@ def test_area_counts_and_coco_summary():
     assert len(table) == 14 and "| AP_L | 0.50:0.95 | large | n/a | 0.500 |" in table
     with pytest.raises(ValueError, match="twelve numbers"):
         lab.coco_summary({"mask_ap": 0.5})
+
+
+def test_error_counts_sort_every_kind():
+    scenes = generate_scenes(1, SceneConfig(size=64, min_objects=2, max_objects=3), seed=7)
+    truth = detection.scene_targets(scenes[0])[0]
+    n = len(truth["labels"])
+    masks, labels = truth["masks"], truth["labels"]
+    background = torch.zeros_like(masks[:1])
+    background[0, :2, :2] = True                          # a false alarm on no object
+    other = labels[:1] % 3 + 1                            # object 0 again, under another class
+    prediction = {"masks": torch.cat([masks[1:], masks[:1], masks[1:2], background]),
+                  "labels": torch.cat([labels[1:], other, labels[1:2], labels[:1]]),
+                  "scores": torch.cat([torch.full((n - 1,), 0.9), torch.tensor([0.8, 0.7, 0.6])])}
+    counts = lab.error_counts([prediction], scenes)
+    assert counts == {"correct": n - 1, "wrong class": 1, "duplicate, same class": 1,
+                      "duplicate, other class": 0, "background": 1, "missed": 0}
+    low = dict(prediction, scores=torch.full_like(prediction["scores"], 0.1))
+    assert lab.error_counts([low], scenes)["missed"] == n  # nothing scores 0.5: every object missed
+    with pytest.raises(ValueError, match="one dict per scene"):
+        lab.error_counts([prediction, prediction], scenes)
