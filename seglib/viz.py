@@ -415,3 +415,32 @@ def highlight(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.6) -> to
 
 MASK_CLASS_COLOUR = 4
 """Palette index (:data:`seglib.viz.PALETTE`, yellow) of the masks drawn here: promptable masks have no class."""
+
+
+def as_jpeg(fig, quality: int = 85, dpi: float = 100):
+    """``fig`` rendered as a JPEG for the notebook, and closed: photo-like figures stay small on disk.
+
+    Noisy scenes compress badly as PNG (a 600-pixel figure of them takes
+    300 kB); a JPEG at ``quality`` 85 keeps them sharp at a quarter of that.
+
+    Args:
+        fig: a matplotlib figure.
+        quality: JPEG quality, 1 to 95.
+        dpi: resolution of the rendering.
+
+    Returns:
+        An ``IPython.display.Image``: the last expression of a cell displays it.
+    """
+    import io
+
+    from IPython.display import Image
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95:
+        raise ValueError(f"quality must be an int in [1, 95], got {quality!r}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": quality})
+    plt.close(fig)
+    return Image(data=buffer.getvalue(), format="jpeg")

@@ -97,3 +97,16 @@ def test_plot_seed_scores_draws_a_row_per_run():
     with pytest.raises(ValueError, match="non-empty dict"):
         plot_seed_scores({}, ax=ax)
     plt.close(fig)
+
+
+def test_as_jpeg_renders_and_closes_the_figure():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.imshow(torch.rand(32, 32))
+    image = viz.as_jpeg(fig, quality=80)
+    assert image.data[:2] == b"\xff\xd8" and not plt.fignum_exists(fig.number)  # a JPEG; the figure is gone
+    with pytest.raises(TypeError, match="fig must be"):
+        viz.as_jpeg("not a figure")
+    with pytest.raises(ValueError, match="quality"):
+        viz.as_jpeg(plt.figure(), quality=100)
