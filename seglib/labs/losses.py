@@ -472,12 +472,6 @@ class LossStudy:
         pairs = zip(values[check_choice("name", name, tuple(values))], values[baseline])
         return seed_estimate([a - b for a, b in pairs])
 
-    def smallest_gain(self, name: str, key: str, baseline: str = "ce") -> float:
-        """The smallest paired difference ``key(name) - key(baseline)`` over the seeds."""
-        values = self.values(key)
-        check_choice("baseline", baseline, tuple(values))
-        return min(a - b for a, b in zip(values[check_choice("name", name, tuple(values))], values[baseline]))
-
     def predictions(self) -> dict[str, torch.Tensor]:
         """Loss name -> the argmax label maps int64 ``(N, H, W)`` of its first seed's model."""
         return {name: (p > 0.5).long() for name, p in self.probabilities.items()}

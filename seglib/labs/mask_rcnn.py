@@ -5,7 +5,12 @@ The model (:func:`seglib.models.maskrcnn.build_maskrcnn`) trains on fresh
 step, with AdamW (learning rate 2e-3, weight decay 1e-4, cosine decay after a
 short warm-up) and gradient clipping at norm 1.0, in float32 on every device.
 It is judged on the first :data:`TEST_SCENES` scenes of the fixed test split
-with COCO's evaluator (mask and box AP) and by its panoptic quality.
+with COCO's evaluator (mask and box AP, :func:`coco_summary`) and by its
+panoptic quality. :func:`rpn_stages` unpacks the region proposal network on
+one image (anchor labels, candidates, NMS), :func:`error_counts` sorts the
+detections into kinds of error, and :func:`roi_strides` tells which pyramid
+level the heads read for a box; the zoo entry ``maskrcnn_canonical56`` is the
+same recipe with :data:`MATCHED_CANONICAL_SCALE`.
 """
 
 from __future__ import annotations
