@@ -76,6 +76,14 @@ CLAIMS_LEDGER = ("00", "01", "02", "03", "04", "05")
 """Notebooks whose results cell keeps the claims ledger (the others still assert floors directly)."""
 
 
+def test_solutions_are_hidden_until_revealed(notebook):
+    # on a RISE or reveal.js slide a solution never shows with its question: a fragment or its own (sub)slide
+    _, nb = notebook
+    shown = [i for i, c in enumerate(nb.cells) if "### BEGIN SOLUTION" in c.source
+             and c.metadata.get("slideshow", {}).get("slide_type", "-") not in ("fragment", "subslide", "slide")]
+    assert not shown, f"solution cells on screen with their question: {shown}"
+
+
 def test_learning_goals_summary_and_results(notebook):
     path, nb = notebook
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
