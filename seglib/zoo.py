@@ -234,3 +234,19 @@ def _locked(directory: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def history(name: str, directory: str | os.PathLike | None = None):
+    """The training :class:`~seglib.train.History` that entry ``name``'s manifest records.
+
+    Holds the loss curve and the validation points of the recipe's
+    ``evaluate`` (entries trained with ``eval_every``); the seconds are not recorded.
+    """
+    from seglib.train import History
+
+    training = _entry(name, _directory(directory)).get("training", {})
+    if "loss_curve" not in training:
+        raise ValueError(f"name must be a zoo entry with a recorded loss curve, got {name!r}")
+    curve = training["loss_curve"]
+    return History(steps=list(curve["steps"]), seconds=[float("nan")] * len(curve["steps"]),
+                   loss=list(curve["loss"]), evals=[dict(point) for point in training.get("curve", [])])

@@ -33,6 +33,7 @@ from seglib.labs import upsampling as upsampling_lab
 from seglib.losses import AuxLoss, CombinedLoss, class_weights, cross_entropy, focal_loss, soft_dice_loss, tversky_loss
 from seglib.metrics import evaluation, instance, panoptic, semantic, video
 from seglib.metrics import masks as mask_metrics
+from seglib.metrics.uncertainty import quarter_gap
 from seglib.models.deeplab import DeepLab
 from seglib.models.autoencoder import ConvAutoencoder
 from seglib.models.fcn import PatchClassifier, build_fcn
@@ -408,13 +409,10 @@ SPECS: dict[str, Spec] = {
                                  {"images": "images", "targets": "any_labels"}, pairs=[("images", "targets")]),
     "labs.losses.per_image_dice": Spec(losses_lab.per_image_dice, lambda: dict(pred=labels(), target=labels()),
                                        {"pred": "any_labels", "target": "any_labels"}, pairs=[("pred", "target")]),
-    "labs.losses.predict_labels": Spec(lambda images: losses_lab.predict_labels(_small_unet(), images),
-                                       lambda: dict(images=images()), {"images": "images"}),
     "labs.losses.circle_probabilities": Spec(lambda images: losses_lab.circle_probabilities(_small_unet(), images),
                                              lambda: dict(images=images()), {"images": "images"}),
-    "labs.losses.contrast_gap": Spec(losses_lab.contrast_gap,
-                                     lambda: dict(contrast=torch.rand(12), dice=torch.rand(12), resamples=20),
-                                     {"contrast": "tensor", "dice": "tensor"}, pairs=[("contrast", "dice")]),
+    "metrics.quarter_gap": Spec(quarter_gap, lambda: dict(x=torch.rand(12), y=torch.rand(12), resamples=20),
+                                {"x": "tensor", "y": "tensor"}, pairs=[("x", "y")]),
     "labs.fcn.sliding_window_scores": Spec(
         lambda image: fcn_lab.sliding_window_scores(PatchClassifier(num_classes=C, patch_size=32,
                                                                     widths=(4, 4, 4, 4, 4)), image, stride=16),

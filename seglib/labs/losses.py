@@ -1,11 +1,8 @@
 """Notebook 04's lab: the class-imbalance experiment, one tiny class and five losses.
 
-The data are generated scenes with a plain background and one to two small
-circles (:data:`CONFIG`): the circle class covers about 2 % of the pixels,
-the background the rest. Strong pixel noise makes the faint circles
-ambiguous; where a pixel is ambiguous, a loss that follows the class
-frequencies (cross entropy) calls it background, which is what the
-experiment measures. The same small U-Net (:data:`MODEL_KWARGS`) is
+Generated scenes with a plain background and one or two small circles
+(:data:`CONFIG`, about 2 % of the pixels) under strong pixel noise, so that
+faint circles are ambiguous. The same small U-Net (:data:`MODEL_KWARGS`) is
 trained from the same seed on the same batches for the same number of steps
 with each loss of :data:`LOSSES`:
 
@@ -18,22 +15,16 @@ with each loss of :data:`LOSSES`:
 ``ce_dice``       cross entropy + soft Dice, weight 1 each
 ================  ================================================================
 
-:func:`imbalance_metrics` reads the circle's IoU, Dice, precision and recall,
-the pixel accuracy and the boundary F1 from the predictions on a fixed split;
-the zoo entries ``loss_<name>`` hold the models trained for :data:`ZOO_STEPS`
-steps, re-measured by :func:`evaluate` on the test split.
-
-:func:`seed_study` scores every loss's models of all :data:`SEEDS` on the
-test split: at the argmax, at a threshold on the circle's probability tuned
-on validation scenes (:func:`tuned_threshold`), and by the threshold-free
-average precision of the pixels; :meth:`LossStudy.gain` is the paired
-difference to a baseline loss with its interval over seeds.
+:func:`imbalance_metrics` reads the circle's scores from predicted label maps;
+:func:`seed_study` scores the zoo's models of every loss and seed
+(``loss_<name>[_seed<k>]``) at the argmax, at a threshold tuned on validation
+scenes, and by the pixels' average precision.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Callable, Sequence
 
@@ -42,26 +33,25 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from seglib.common import eval_mode
-from seglib.common import markdown_table as _markdown
 from seglib.data.batches import semantic_batches
 from seglib.data.shapes import IGNORE_INDEX, SceneBatch, SceneConfig, split_scenes
 from seglib.losses import CombinedLoss, class_weights, cross_entropy, focal_loss, soft_dice_loss
 from seglib.metrics.semantic import (
     boundary_f1,
-    pixel_precision_recall,
-    threshold_iou,
     confusion_matrix,
     dice_per_class,
     iou_per_class,
     per_image_mean_iou,
     pixel_accuracy,
+    pixel_precision_recall,
+    threshold_iou,
 )
+from seglib.metrics.uncertainty import SeedStudy
 from seglib.models.unet import UNet
 from seglib.train import History, Run
 from seglib.train import train as train_loop
-from seglib.metrics.uncertainty import Estimate, bootstrap_interval, seed_estimate
-from seglib.validation import check_choice, check_image, check_int, check_label_map, check_tensor
-from seglib.zoo import Recipe, load, manifest
+from seglib.validation import check_image, check_int, check_label_map
+from seglib.zoo import Recipe, load
 
 #: Scenes of the experiment: 32 x 32 pixels, plain background, one or two circles of 3 to 5 pixels,
 #: pixel noise of standard deviation 0.2.
@@ -245,21 +235,6 @@ def train_losses(steps: int, names: Sequence[str] = LOSSES, progress: bool = Tru
     return runs
 
 
-def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Predicted label maps int64 ``(N, H, W)`` (on the CPU) of ``model`` for images ``(N, 3, H, W)``.
-
-    The model runs in eval mode without gradients on its own device.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_image("images", images, batched=True)
-    device = next(model.parameters()).device
-    with eval_mode(model), torch.no_grad():
-        labels = [model(images[i:i + batch_size].to(device)).argmax(dim=1).cpu()
-                  for i in range(0, images.shape[0], batch_size)]
-    return torch.cat(labels)
-
-
 def imbalance_metrics(pred: torch.Tensor, target: torch.Tensor, num_classes: int = CONFIG.num_classes,
                       class_id: int = FOREGROUND) -> dict[str, float]:
     """The numbers of the loss table, from predicted and true label maps int ``(N, H, W)``.
@@ -366,25 +341,10 @@ def plot_confusion_matrices(matrices: dict[str, torch.Tensor], class_names: Sequ
     return fig
 
 
-def history_from_zoo(name: str) -> History:
-    """The training :class:`~seglib.train.History` that a ``loss_*`` zoo entry's manifest records.
-
-    Holds the loss curve and the validation points (``fg_iou``, ``fg_dice``,
-    ``pixel_accuracy`` on :data:`CURVE_SCENES` validation scenes).
-    """
-    entries = manifest()
-    if name not in entries or "loss_curve" not in entries[name].get("training", {}):
-        raise ValueError(f"name must be a loss_* entry of the zoo manifest, got {name!r}")
-    training = entries[name]["training"]
-    curve = training["loss_curve"]
-    return History(steps=list(curve["steps"]), seconds=[math.nan] * len(curve["steps"]), loss=list(curve["loss"]),
-                   evals=[dict(point) for point in training["curve"]])
-
-
 def evaluate(model: nn.Module, split: str = "test", n: int | None = None) -> dict[str, float]:
     """:func:`imbalance_metrics` of ``model`` on a split of :data:`CONFIG` (default: 500 test scenes)."""
     scenes: SceneBatch = split_scenes(split, CONFIG, n)
-    return imbalance_metrics(predict_labels(model, scenes.images), scenes.semantic)
+    return imbalance_metrics((circle_probabilities(model, scenes.images) > 0.5).long(), scenes.semantic)
 
 
 def circle_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -415,15 +375,10 @@ def tuned_threshold(probabilities: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def model_scores(model: nn.Module, test: SceneBatch, tuning: SceneBatch) -> dict[str, float]:
-    """Everything the loss study reads from one trained model, as a flat dict.
-
-    The :func:`imbalance_metrics` of the argmax on ``test``, ``objects_found``
-    and ``size_ratio`` (circle pixels predicted / true), ``threshold`` (tuned
-    on the ``tuning`` scenes), ``tuned_iou`` (circle IoU on ``test`` at that threshold), ``pixel_ap``
-    (average precision of the circle's pixels on ``test``,
-    :func:`~seglib.metrics.semantic.pixel_precision_recall`) and ``undecided``
-    (the fraction of test pixels whose circle probability lies inside :data:`UNDECIDED`).
-    """
+    """What the loss study reads from one model: :func:`imbalance_metrics` of the argmax on ``test``,
+    ``objects_found``, ``size_ratio`` (circle pixels predicted / true), ``threshold`` (tuned on ``tuning``),
+    ``tuned_iou`` (on ``test`` at it), ``pixel_ap`` and ``undecided`` (share of test pixels with a circle
+    probability inside :data:`UNDECIDED`)."""
     for name, scenes in (("test", test), ("tuning", tuning)):
         if not isinstance(scenes, SceneBatch):
             raise TypeError(f"{name} must be a SceneBatch, got {type(scenes).__name__}")
@@ -445,32 +400,14 @@ def model_scores(model: nn.Module, test: SceneBatch, tuning: SceneBatch) -> dict
 
 
 @dataclass(frozen=True)
-class LossStudy:
-    """Every loss of :data:`LOSSES` trained from every seed of :data:`SEEDS`, scored on the test split.
+class LossStudy(SeedStudy):
+    """:class:`~seglib.metrics.uncertainty.SeedStudy` of every loss of :data:`LOSSES` over :data:`SEEDS`.
 
-    Attributes:
-        scores: loss name -> one :func:`model_scores` dict per seed, in the order of :data:`SEEDS`.
-        probabilities: loss name -> circle probabilities float ``(N, H, W)`` of its
-            first seed's model on the test scenes (for figures).
+    ``scores``: loss name -> one :func:`model_scores` dict per seed; ``probabilities``: loss name ->
+    circle probabilities float ``(N, H, W)`` of its first seed's model on the test scenes (for figures).
     """
 
-    scores: dict[str, list[dict[str, float]]]
-    probabilities: dict[str, torch.Tensor]
-
-    def values(self, key: str) -> dict[str, list[float]]:
-        """Loss name -> the value of ``key`` in every seed."""
-        return {name: [seed[key] for seed in seeds] for name, seeds in self.scores.items()}
-
-    def estimate(self, name: str, key: str) -> Estimate:
-        """Mean of ``key`` over the seeds of loss ``name``, with a Student-t interval."""
-        return seed_estimate(self.values(key)[check_choice("name", name, tuple(self.scores))])
-
-    def gain(self, name: str, key: str, baseline: str = "ce") -> Estimate:
-        """``key`` of loss ``name`` minus that of ``baseline``, paired by seed: mean and t-interval."""
-        values = self.values(key)
-        check_choice("baseline", baseline, tuple(values))
-        pairs = zip(values[check_choice("name", name, tuple(values))], values[baseline])
-        return seed_estimate([a - b for a, b in pairs])
+    probabilities: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def predictions(self) -> dict[str, torch.Tensor]:
         """Loss name -> the argmax label maps int64 ``(N, H, W)`` of its first seed's model."""
@@ -494,45 +431,7 @@ def seed_study(device: torch.device | str = "cpu", progress: bool = True) -> Los
                 if seed == SEEDS[0]:
                     probabilities[name] = circle_probabilities(model, test.images)
                 bar.update(1)
-    return LossStudy(scores, probabilities)
-
-
-def seed_table(study: LossStudy, columns: dict[str, str], digits: int = 3) -> str:
-    """A Markdown table of ``study``: one row per loss, per column the mean over seeds and its interval.
-
-    ``columns`` maps a key of :func:`model_scores` to its header; a cell reads
-    ``mean [low, high]``, the 95 % Student-t interval over the seeds.
-    """
-    if not isinstance(study, LossStudy):
-        raise TypeError(f"study must be a LossStudy (from seed_study), got {type(study).__name__}")
-    if not columns:
-        raise ValueError("columns must map at least one key of model_scores to a header")
-    cells = []
-    for name in study.scores:
-        row = [LOSS_TITLES.get(name, name)]
-        for key in columns:
-            e = study.estimate(name, key)
-            row.append(f"{e.value:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]")
-        cells.append(row)
-    return _markdown(["loss (3 seeds)", *columns.values()], cells)
-
-
-def unweighted_threshold(threshold: float, weights: torch.Tensor | Sequence[float] | None = None) -> float:
-    """The threshold on an unweighted model's probability that matches ``threshold`` of a weighted one.
-
-    A model trained with class weights ``w`` estimates, where calibrated,
-    ``q = w1 p / (w1 p + w0 (1 - p))`` instead of the circle's probability
-    ``p``. Solving for ``p``: ``p = w0 q / (w0 q + w1 (1 - q))``.
-
-    Args:
-        threshold: ``q`` in (0, 1).
-        weights: the class weights ``(background, circle)`` (default: :func:`train_class_weights`).
-    """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
-    w = train_class_weights() if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-    w0, w1 = float(w[0]), float(w[FOREGROUND])
-    return w0 * threshold / (w0 * threshold + w1 * (1 - threshold))
+    return LossStudy(scores, LOSSES[0], probabilities)
 
 
 def circle_contrast(scenes: SceneBatch) -> torch.Tensor:
@@ -547,29 +446,3 @@ def circle_contrast(scenes: SceneBatch) -> torch.Tensor:
     inside = (scenes.images * circle).sum(dim=(2, 3)) / circle.sum(dim=(2, 3)).clamp_min(1)
     outside = (scenes.images * (1 - circle)).sum(dim=(2, 3)) / (1 - circle).sum(dim=(2, 3)).clamp_min(1)
     return (inside - outside).norm(dim=1)
-
-
-def contrast_gap(contrast: torch.Tensor, dice: torch.Tensor, resamples: int = 1000) -> Estimate:
-    """Mean ``dice`` of the quarter of scenes with the highest ``contrast`` minus that of the lowest quarter.
-
-    The interval is a percentile bootstrap over scenes (quartiles recomputed in every resample).
-
-    Args:
-        contrast: float ``(N,)``, e.g. :func:`circle_contrast`.
-        dice: float ``(N,)``, a per-scene score such as :func:`per_image_dice`.
-    """
-    check_tensor("contrast", contrast, "(N,)", "float")
-    check_tensor("dice", dice, "(N,)", "float")
-    if contrast.shape != dice.shape or contrast.numel() < 8:
-        raise ValueError(f"contrast and dice must have the same shape (N,) with N >= 8, got "
-                         f"{tuple(contrast.shape)} and {tuple(dice.shape)}")
-    contrast, dice = contrast.double(), dice.double()
-
-    def gap(index: torch.Tensor) -> float:
-        c, d = contrast[index], dice[index]
-        low, high = torch.quantile(c, torch.tensor([0.25, 0.75], dtype=torch.float64))
-        return float(d[c >= high].mean() - d[c <= low].mean())
-
-    value = gap(torch.arange(contrast.numel()))
-    low, high = bootstrap_interval(gap, contrast.numel(), resamples=resamples)
-    return Estimate(value, min(low, value), max(high, value))

@@ -15,7 +15,6 @@ same recipe with :data:`MATCHED_CANONICAL_SCALE`.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -23,11 +22,10 @@ import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 
-from seglib.common import eval_mode, markdown_table
+from seglib.common import eval_mode
 from seglib.data.detection import detection_batches, scene_targets
 from seglib.data.shapes import PANOPTIC_DIVISOR, SceneBatch, SceneConfig, split_scenes
-from seglib.metrics.instance import coco_mask_ap, match_instances
-from seglib.metrics.masks import box_iou, mask_iou
+from seglib.metrics.instance import coco_mask_ap
 from seglib.metrics.panoptic import fill_stuff, panoptic_from_instances, panoptic_quality, panoptic_summary
 from seglib.metrics.uncertainty import Estimate, bootstrap_interval
 from seglib.ops.roi import sampling_points, snap_boxes
@@ -329,68 +327,6 @@ def show_roi_sampling(box: torch.Tensor, stride: float, feature_size: int, outpu
     return ax
 
 
-def roi_strides(boxes: torch.Tensor, canonical_scale: int = 224) -> torch.Tensor:
-    """Stride of the FPN level that torchvision's ``MultiScaleRoIAlign`` reads for each box, int64 ``(N,)``.
-
-    torchvision's own ``LevelMapper`` (the FPN paper's rule): a box of side
-    ``s = sqrt(area)`` goes to level ``floor(4 + log2(s / canonical_scale))``,
-    clamped to the levels of the model (strides 4 to 32 here).
-
-    Args:
-        boxes: float ``(N, 4)`` xyxy in pixels.
-        canonical_scale: the box side read from the stride-16 level (224 in torchvision).
-    """
-    from torchvision.ops.poolers import LevelMapper
-
-    check_boxes("boxes", boxes)
-    check_int("canonical_scale", canonical_scale)
-    levels = LevelMapper(k_min=2, k_max=5, canonical_scale=canonical_scale, canonical_level=4)([boxes.float()])
-    return 2 ** (levels.long() + 2)
-
-
-def rpn_stages(model: MaskRCNN, image: torch.Tensor, target_boxes: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The region proposal network's work on one image, step by step (model in eval mode, on the CPU).
-
-    Args:
-        model: a Mask R-CNN.
-        image: float ``(3, H, W)`` in [0, 1], of the size the model reads (it is not resized back).
-        target_boxes: the image's true boxes, float ``(K, 4)`` xyxy.
-
-    Returns:
-        ``anchors`` float ``(A, 4)`` (all levels); ``anchor_labels`` int64
-        ``(A,)``: 1 positive (IoU >= 0.7 with an object, or an object's best
-        anchor), 0 negative (IoU < 0.3), -1 ignored (in between), as the RPN's
-        ``Matcher`` labels them for its losses; ``anchor_iou`` ``(A,)``, the
-        best IoU of each anchor with an object; ``candidates`` ``(P, 4)`` and
-        ``candidate_scores`` ``(P,)``: the decoded boxes of the top-scoring
-        anchors of every level, before non-maximum suppression; ``proposals``
-        ``(Q, 4)``: what the RPN hands to the heads after NMS (IoU 0.7, per level).
-    """
-    from torchvision.models.detection.rpn import concat_box_prediction_layers
-
-    if not isinstance(model, MaskRCNN):
-        raise TypeError(f"model must be a torchvision MaskRCNN, got {type(model).__name__}")
-    check_image("image", image)
-    check_boxes("target_boxes", target_boxes)
-    rpn = model.rpn
-    with torch.no_grad(), eval_mode(model):
-        images, _ = model.transform([image])
-        features = list(model.backbone(images.tensors).values())
-        objectness, deltas = rpn.head(features)
-        anchors = rpn.anchor_generator(images, features)
-        per_level = [o[0].numel() for o in objectness]
-        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
-        decoded = rpn.box_coder.decode(deltas, anchors).view(-1, 4)
-        top = rpn._get_top_n_idx(objectness.view(1, -1), per_level)[0]
-        proposals = rpn(images, dict(enumerate(features)))[0][0]
-    iou = box_iou(anchors[0], target_boxes.float()) if len(target_boxes) else anchors[0].new_zeros(len(anchors[0]), 1)
-    matched = rpn.proposal_matcher(iou.T) if len(target_boxes) else torch.full((len(anchors[0]),), -1)
-    labels = torch.where(matched >= 0, 1, torch.where(matched == rpn.proposal_matcher.BELOW_LOW_THRESHOLD, 0, -1))
-    return {"anchors": anchors[0], "anchor_labels": labels, "anchor_iou": iou.max(dim=1).values,
-            "candidates": decoded[top].clamp(0, image.shape[-1]), "candidate_scores": objectness.view(-1)[top].sigmoid(),
-            "proposals": proposals}
-
-
 def show_rpn_stages(image: torch.Tensor, stages: dict[str, torch.Tensor], candidates: int = 60, size: float = 4.2):
     """Three panels of :func:`rpn_stages`: labelled anchors, candidates before NMS, proposals after.
 
@@ -450,80 +386,3 @@ def things_pq_gap(a: dict, b: dict, things: Sequence[int], stuffs: Sequence[int]
     value = gap(torch.arange(a["per_image"].shape[0]))
     low, high = bootstrap_interval(gap, a["per_image"].shape[0], resamples=resamples)
     return Estimate(value, min(low, value), max(high, value))
-
-
-ERROR_KINDS = ("correct", "wrong class", "duplicate, same class", "duplicate, other class", "background", "missed")
-"""What :func:`error_counts` sorts detections and objects into."""
-
-
-def error_counts(predictions: Sequence[dict], scenes: SceneBatch, score_threshold: float = 0.5) -> dict[str, int]:
-    """Sort the confident detections and the objects of ``scenes`` into :data:`ERROR_KINDS`.
-
-    Detections scoring at least ``score_threshold`` are matched to objects
-    regardless of class (greedy, mask IoU >= 0.5, highest score first). A
-    matched detection is ``correct`` or of the ``wrong class``; an unmatched
-    one is a duplicate when it overlaps an object at IoU >= 0.5 that another
-    detection took (of the ``same class`` as that detection, or of an
-    ``other class``), else a false alarm on the ``background``; an object no
-    detection matched is ``missed``.
-
-    Args:
-        predictions: one dict per scene from :func:`predict`.
-        scenes: the :class:`~seglib.data.SceneBatch` they were made on.
-        score_threshold: the lowest score counted.
-    """
-    if not isinstance(scenes, SceneBatch):
-        raise TypeError(f"scenes must be a SceneBatch, got {type(scenes).__name__}")
-    if len(predictions) != len(scenes):
-        raise ValueError(f"predictions must hold one dict per scene ({len(scenes)}), got {len(predictions)}")
-    counts = dict.fromkeys(ERROR_KINDS, 0)
-    for i, prediction in enumerate(predictions):
-        truth = scene_targets(scenes[i])[0]
-        keep = prediction["scores"] >= score_threshold
-        masks, labels = prediction["masks"][keep], prediction["labels"][keep]
-        found = match_instances(masks, prediction["scores"][keep], truth["masks"])
-        hit = found >= 0
-        right = labels[hit] == truth["labels"][found[hit]]
-        counts["correct"] += int(right.sum())
-        counts["wrong class"] += int((~right).sum())
-        for j in (~hit).nonzero().flatten().tolist():
-            iou = mask_iou(masks[j:j + 1], truth["masks"])[0] if len(truth["masks"]) else torch.zeros(1)
-            if float(iou.max()) < 0.5:
-                counts["background"] += 1
-                continue
-            owner = int((found == int(iou.argmax())).nonzero()[0])  # greedy: an object this close was taken
-            counts["duplicate, same class" if labels[owner] == labels[j] else "duplicate, other class"] += 1
-        counts["missed"] += len(truth["masks"]) - int(hit.sum())
-    return counts
-
-
-#: COCO's area ranges in pixels (object area = mask pixels).
-AREA_RANGES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}
-
-
-def area_counts(scenes: SceneBatch) -> dict[str, int]:
-    """How many objects of ``scenes`` fall in each of COCO's :data:`AREA_RANGES` (mask area in pixels)."""
-    if not isinstance(scenes, SceneBatch):
-        raise TypeError(f"scenes must be a SceneBatch, got {type(scenes).__name__}")
-    areas = scenes.masks.flatten(2).sum(dim=2)[scenes.valid].double()
-    return {name: int(((areas >= low) & (areas < high)).sum()) for name, (low, high) in AREA_RANGES.items()}
-
-
-def coco_summary(metrics: dict[str, float]) -> str:
-    """COCO's twelve summary lines for masks and boxes side by side, as a Markdown table.
-
-    Args:
-        metrics: the result of :func:`~seglib.metrics.instance.coco_mask_ap` with both iou types.
-    """
-    rows = [("AP", "IoU 0.50:0.95", "all", "ap"), ("AP50", "IoU 0.50", "all", "ap50"),
-            ("AP75", "IoU 0.75", "all", "ap75"), ("AP_S", "0.50:0.95", "small", "ap_small"),
-            ("AP_M", "0.50:0.95", "medium", "ap_medium"), ("AP_L", "0.50:0.95", "large", "ap_large"),
-            ("AR1", "1 detection", "all", "ar1"), ("AR10", "10 detections", "all", "ar10"),
-            ("AR100", "100 detections", "all", "ar100"), ("AR_S", "100", "small", "ar_small"),
-            ("AR_M", "100", "medium", "ar_medium"), ("AR_L", "100", "large", "ar_large")]
-    missing = [f"{prefix}{key}" for *_, key in rows for prefix in ("mask_", "box_") if f"{prefix}{key}" not in metrics]
-    if missing:
-        raise ValueError(f"metrics must hold COCO's twelve numbers for masks and boxes, missing {missing[:3]}")
-    cells = [[name, what, area, *(("n/a" if math.isnan(metrics[p + key]) else f"{metrics[p + key]:.3f}")
-                                   for p in ("mask_", "box_"))] for name, what, area, key in rows]
-    return markdown_table(["metric", "IoU / detections", "area", "masks", "boxes"], cells)

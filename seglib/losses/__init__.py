@@ -10,5 +10,6 @@ from seglib.losses.functional import (  # noqa: F401
     focal_loss,
     soft_dice_loss,
     tversky_loss,
+    unweighted_threshold,
 )
 from seglib.losses.modules import AuxLoss, CombinedLoss  # noqa: F401

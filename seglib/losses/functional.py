@@ -387,3 +387,27 @@ def class_weights(
     return (raw / raw[present].mean()).float()
 
 
+
+
+def unweighted_threshold(threshold: float, weights: torch.Tensor | Sequence[float], class_id: int = 1) -> float:
+    """The threshold on an unweighted model's probability that matches ``threshold`` of a class-weighted one.
+
+    Two classes, weights ``w0`` (the other class) and ``w1`` (``class_id``):
+    where calibrated, a model trained with them estimates
+    ``q = w1 p / (w1 p + w0 (1 - p))`` instead of the probability ``p``.
+    Solving for ``p``: ``p = w0 q / (w0 q + w1 (1 - q))``.
+
+    Args:
+        threshold: ``q`` in (0, 1).
+        weights: the two class weights ``(C=2,)``.
+        class_id: the class whose probability is thresholded (0 or 1).
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    if w.shape != (2,) or not bool((w > 0).all()):
+        raise ValueError(f"weights must be two positive class weights, got {w.tolist()}")
+    if class_id not in (0, 1):
+        raise ValueError(f"class_id must be 0 or 1, got {class_id!r}")
+    w1, w0 = float(w[class_id]), float(w[1 - class_id])
+    return w0 * threshold / (w0 * threshold + w1 * (1 - threshold))

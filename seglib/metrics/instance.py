@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from seglib.common import markdown_table
 from seglib.metrics.masks import mask_iou
 from seglib.validation import check_same_size, check_tensor
 
-__all__ = ["coco_mask_ap", "match_instances"]
+__all__ = ["AREA_RANGES", "ERROR_KINDS", "area_counts", "coco_mask_ap", "coco_summary", "error_counts", "match_instances"]
 
 
 def _check_masks(name: str, masks, dim: int = 3) -> None:
@@ -222,6 +224,87 @@ def coco_mask_ap(predictions: Sequence[dict], targets: Sequence[dict], iou_types
             value = float(evaluator.stats[index])
             metrics[prefix + key] = value if value >= 0 else float("nan")
     return metrics
+
+
+ERROR_KINDS = ("correct", "wrong class", "duplicate, same class", "duplicate, other class", "background", "missed")
+"""What :func:`error_counts` sorts detections and objects into."""
+
+
+def error_counts(predictions: Sequence[dict], targets: Sequence[dict], score_threshold: float = 0.5) -> dict[str, int]:
+    """Sort the confident detections and the true objects into :data:`ERROR_KINDS`.
+
+    Detections scoring at least ``score_threshold`` are matched to objects
+    regardless of class (greedy, mask IoU >= 0.5, highest score first). A
+    matched detection is ``correct`` or of the ``wrong class``; an unmatched
+    one is a duplicate when it overlaps an object at IoU >= 0.5 that another
+    detection took (of the ``same class`` as that detection, or of an
+    ``other class``), else a false alarm on the ``background``; an object no
+    detection matched is ``missed``.
+
+    Args:
+        predictions: one dict per image with ``masks`` bool ``(n, H, W)``, ``labels`` and ``scores`` ``(n,)``.
+        targets: one dict per image with ``masks`` bool ``(k, H, W)`` and ``labels`` ``(k,)``.
+        score_threshold: the lowest score counted.
+    """
+    _check_instances("predictions", predictions, with_scores=True)
+    _check_instances("targets", targets, with_scores=False)
+    if len(predictions) != len(targets):
+        raise ValueError(f"predictions and targets must have one entry per image, got {len(predictions)} "
+                         f"and {len(targets)}")
+    counts = dict.fromkeys(ERROR_KINDS, 0)
+    for prediction, truth in zip(predictions, targets):
+        keep = prediction["scores"] >= score_threshold
+        masks, labels = _binary(prediction["masks"])[keep], prediction["labels"][keep]
+        true_masks = _binary(truth["masks"])
+        found = match_instances(masks, prediction["scores"][keep], true_masks)
+        hit = found >= 0
+        right = labels[hit] == truth["labels"][found[hit]]
+        counts["correct"] += int(right.sum())
+        counts["wrong class"] += int((~right).sum())
+        for j in (~hit).nonzero().flatten().tolist():
+            iou = mask_iou(masks[j:j + 1], true_masks)[0] if len(true_masks) else torch.zeros(1)
+            if float(iou.max()) < 0.5:
+                counts["background"] += 1
+                continue
+            owner = int((found == int(iou.argmax())).nonzero()[0])  # greedy: an object this close was taken
+            counts["duplicate, same class" if labels[owner] == labels[j] else "duplicate, other class"] += 1
+        counts["missed"] += len(true_masks) - int(hit.sum())
+    return counts
+
+
+#: COCO's area ranges in pixels (object area = mask pixels).
+AREA_RANGES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}
+
+
+def area_counts(targets: Sequence[dict]) -> dict[str, int]:
+    """How many true objects fall in each of COCO's :data:`AREA_RANGES` (mask area in pixels).
+
+    Args:
+        targets: one dict per image with bool ``masks`` ``(k, H, W)`` (and ``boxes``, ``labels``).
+    """
+    _check_instances("targets", targets, with_scores=False)
+    areas = torch.cat([_binary(t["masks"]).flatten(1).sum(dim=1) for t in targets]).double()
+    return {name: int(((areas >= low) & (areas < high)).sum()) for name, (low, high) in AREA_RANGES.items()}
+
+
+def coco_summary(metrics: dict[str, float]) -> str:
+    """COCO's twelve summary lines for masks and boxes side by side, as a Markdown table.
+
+    Args:
+        metrics: the result of :func:`coco_mask_ap` with both iou types.
+    """
+    rows = [("AP", "IoU 0.50:0.95", "all", "ap"), ("AP50", "IoU 0.50", "all", "ap50"),
+            ("AP75", "IoU 0.75", "all", "ap75"), ("AP_S", "0.50:0.95", "small", "ap_small"),
+            ("AP_M", "0.50:0.95", "medium", "ap_medium"), ("AP_L", "0.50:0.95", "large", "ap_large"),
+            ("AR1", "1 detection", "all", "ar1"), ("AR10", "10 detections", "all", "ar10"),
+            ("AR100", "100 detections", "all", "ar100"), ("AR_S", "100", "small", "ar_small"),
+            ("AR_M", "100", "medium", "ar_medium"), ("AR_L", "100", "large", "ar_large")]
+    missing = [f"{prefix}{key}" for *_, key in rows for prefix in ("mask_", "box_") if f"{prefix}{key}" not in metrics]
+    if missing:
+        raise ValueError(f"metrics must hold COCO's twelve numbers for masks and boxes, missing {missing[:3]}")
+    cells = [[name, what, area, *(("n/a" if math.isnan(metrics[p + key]) else f"{metrics[p + key]:.3f}")
+                                   for p in ("mask_", "box_"))] for name, what, area, key in rows]
+    return markdown_table(["metric", "IoU / detections", "area", "masks", "boxes"], cells)
 
 
 # -- panoptic quality -----------------------------------------------------------------------------

@@ -8,7 +8,11 @@
   material of the bootstrap;
 * :func:`metric_estimate` and :func:`difference_estimate`: a dataset-level
   metric, or the paired difference of two models on the same scenes, with a
-  percentile bootstrap interval over the test scenes.
+  percentile bootstrap interval over the test scenes;
+* :class:`SeedStudy` and :func:`seed_table`: several runs (arms) each trained
+  from the same seeds, their means and paired gains over seeds;
+* :func:`quarter_gap`: how a per-item score differs between the top and the
+  bottom quarter of another quantity, with a bootstrap interval.
 
 A difference between two models is only a difference when its interval
 excludes 0; otherwise it is a tie.
@@ -180,4 +184,91 @@ def difference_estimate(a: SceneScores, b: SceneScores, metric: str = "miou", le
     value = a.metric(metric) - b.metric(metric)
     low, high = bootstrap_interval(lambda index: a.metric(metric, index) - b.metric(metric, index), len(a),
                                    level=level, resamples=resamples, seed=seed)
+    return Estimate(value, min(low, value), max(high, value), level)
+
+
+@dataclass(frozen=True)
+class SeedStudy:
+    """Scores of several arms (losses, architectures ...), each trained from the same seeds.
+
+    Attributes:
+        scores: arm name -> one dict of metrics per seed, the seeds in the same order for every arm.
+        baseline: the arm :meth:`gain` compares with by default.
+    """
+
+    scores: dict[str, list[dict[str, float]]]
+    baseline: str | None = None
+
+    def values(self, key: str) -> dict[str, list[float]]:
+        """Arm name -> the value of ``key`` in every seed."""
+        return {name: [seed[key] for seed in seeds] for name, seeds in self.scores.items()}
+
+    def _arm(self, what: str, name: str) -> str:
+        if name not in self.scores:
+            raise ValueError(f"{what} must be one of {tuple(self.scores)}, got {name!r}")
+        return name
+
+    def estimate(self, name: str, key: str, level: float = 0.95) -> Estimate:
+        """Mean of ``key`` over the seeds of arm ``name``, with a Student-t interval."""
+        return seed_estimate(self.values(key)[self._arm("name", name)], level)
+
+    def gain(self, name: str, key: str, baseline: str | None = None, level: float = 0.95) -> Estimate:
+        """``key`` of arm ``name`` minus that of ``baseline`` (default: the study's), paired by seed."""
+        values = self.values(key)
+        pairs = zip(values[self._arm("name", name)], values[self._arm("baseline", baseline or self.baseline)])
+        return seed_estimate([a - b for a, b in pairs], level)
+
+
+def seed_table(study: SeedStudy, columns: dict[str, str], titles: dict[str, str] | None = None,
+               first: str = "run", digits: int = 3) -> str:
+    """A Markdown table of ``study``: a row per arm, per column ``mean [low, high]`` over the seeds.
+
+    Args:
+        study: the :class:`SeedStudy`.
+        columns: key of the scores -> column header.
+        titles: arm name -> the row's title (default: the name).
+        first: header of the first column.
+        digits: decimals of every number.
+    """
+    from seglib.common import markdown_table
+
+    if not isinstance(study, SeedStudy):
+        raise TypeError(f"study must be a SeedStudy, got {type(study).__name__}")
+    if not columns:
+        raise ValueError("columns must map at least one key of the scores to a header")
+    titles = titles or {}
+    cells = []
+    for name in study.scores:
+        row = [titles.get(name, name)]
+        for key in columns:
+            e = study.estimate(name, key)
+            row.append(f"{e.value:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]")
+        cells.append(row)
+    return markdown_table([first, *columns.values()], cells)
+
+
+def quarter_gap(x: torch.Tensor, y: torch.Tensor, resamples: int = 1000, level: float = 0.95) -> Estimate:
+    """Mean ``y`` of the quarter of items with the highest ``x`` minus that of the lowest quarter.
+
+    The interval is a percentile bootstrap over the items (quartiles recomputed in every resample).
+
+    Args:
+        x: float ``(N,)``, e.g. each scene's contrast.
+        y: float ``(N,)``, e.g. each scene's Dice.
+    """
+    for name, value in (("x", x), ("y", y)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 1:
+            got = (value.dtype, tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise TypeError(f"{name} must be a float tensor (N,), got {got}")
+    if x.shape != y.shape or x.numel() < 8:
+        raise ValueError(f"x and y must have the same shape (N,) with N >= 8, got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = x.double(), y.double()
+
+    def gap(index: torch.Tensor) -> float:
+        xs, ys = x[index], y[index]
+        low, high = torch.quantile(xs, torch.tensor([0.25, 0.75], dtype=torch.float64))
+        return float(ys[xs >= high].mean() - ys[xs <= low].mean())
+
+    value = gap(torch.arange(x.numel()))
+    low, high = bootstrap_interval(gap, x.numel(), level=level, resamples=resamples)
     return Estimate(value, min(low, value), max(high, value), level)

@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Sequence
 
+import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -51,9 +52,11 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from seglib.validation import check_int, check_ints
+from seglib.common import eval_mode
+from seglib.metrics.masks import box_iou
+from seglib.validation import check_boxes, check_image, check_int, check_ints
 
-__all__ = ["PlainBackbone", "build_maskrcnn", "replace_predictors"]
+__all__ = ["PlainBackbone", "build_maskrcnn", "replace_predictors", "roi_strides", "rpn_stages"]
 
 
 class PlainBackbone(nn.Sequential):
@@ -186,3 +189,63 @@ def replace_predictors(model: MaskRCNN, num_classes: int) -> MaskRCNN:
     return model
 
 
+def roi_strides(boxes: torch.Tensor, canonical_scale: int = 224) -> torch.Tensor:
+    """Stride of the FPN level that torchvision's ``MultiScaleRoIAlign`` reads for each box, int64 ``(N,)``.
+
+    torchvision's own ``LevelMapper`` (the FPN paper's rule): a box of side
+    ``s = sqrt(area)`` goes to level ``floor(4 + log2(s / canonical_scale))``,
+    clamped to the levels of the model (strides 4 to 32 here).
+
+    Args:
+        boxes: float ``(N, 4)`` xyxy in pixels.
+        canonical_scale: the box side read from the stride-16 level (224 in torchvision).
+    """
+    from torchvision.ops.poolers import LevelMapper
+
+    check_boxes("boxes", boxes)
+    check_int("canonical_scale", canonical_scale)
+    levels = LevelMapper(k_min=2, k_max=5, canonical_scale=canonical_scale, canonical_level=4)([boxes.float()])
+    return 2 ** (levels.long() + 2)
+
+
+def rpn_stages(model: MaskRCNN, image: torch.Tensor, target_boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The region proposal network's work on one image, step by step (model in eval mode, on the CPU).
+
+    Args:
+        model: a Mask R-CNN.
+        image: float ``(3, H, W)`` in [0, 1], of the size the model reads (it is not resized back).
+        target_boxes: the image's true boxes, float ``(K, 4)`` xyxy.
+
+    Returns:
+        ``anchors`` float ``(A, 4)`` (all levels); ``anchor_labels`` int64
+        ``(A,)``: 1 positive (IoU >= 0.7 with an object, or an object's best
+        anchor), 0 negative (IoU < 0.3), -1 ignored (in between), as the RPN's
+        ``Matcher`` labels them for its losses; ``anchor_iou`` ``(A,)``, the
+        best IoU of each anchor with an object; ``candidates`` ``(P, 4)`` and
+        ``candidate_scores`` ``(P,)``: the decoded boxes of the top-scoring
+        anchors of every level, before non-maximum suppression; ``proposals``
+        ``(Q, 4)``: what the RPN hands to the heads after NMS (IoU 0.7, per level).
+    """
+    from torchvision.models.detection.rpn import concat_box_prediction_layers
+
+    if not isinstance(model, MaskRCNN):
+        raise TypeError(f"model must be a torchvision MaskRCNN, got {type(model).__name__}")
+    check_image("image", image)
+    check_boxes("target_boxes", target_boxes)
+    rpn = model.rpn
+    with torch.no_grad(), eval_mode(model):
+        images, _ = model.transform([image])
+        features = list(model.backbone(images.tensors).values())
+        objectness, deltas = rpn.head(features)
+        anchors = rpn.anchor_generator(images, features)
+        per_level = [o[0].numel() for o in objectness]
+        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        decoded = rpn.box_coder.decode(deltas, anchors).view(-1, 4)
+        top = rpn._get_top_n_idx(objectness.view(1, -1), per_level)[0]
+        proposals = rpn(images, dict(enumerate(features)))[0][0]
+    iou = box_iou(anchors[0], target_boxes.float()) if len(target_boxes) else anchors[0].new_zeros(len(anchors[0]), 1)
+    matched = rpn.proposal_matcher(iou.T) if len(target_boxes) else torch.full((len(anchors[0]),), -1)
+    labels = torch.where(matched >= 0, 1, torch.where(matched == rpn.proposal_matcher.BELOW_LOW_THRESHOLD, 0, -1))
+    return {"anchors": anchors[0], "anchor_labels": labels, "anchor_iou": iou.max(dim=1).values,
+            "candidates": decoded[top].clamp(0, image.shape[-1]), "candidate_scores": objectness.view(-1)[top].sigmoid(),
+            "proposals": proposals}

@@ -92,15 +92,15 @@ def test_train_losses_trains_each_name():
         losses_lab.train_losses(2, ("ce", "hinge"))
 
 
-def test_predict_labels_shapes_and_mode():
+def test_circle_probabilities_shapes_and_mode():
     model = UNet(**losses_lab.MODEL_KWARGS)
     model.train()
     images = torch.rand(5, 3, 32, 32)
-    labels = losses_lab.predict_labels(model, images, batch_size=2)
-    assert labels.shape == (5, 32, 32) and labels.dtype == torch.int64
-    assert model.training
+    probabilities = losses_lab.circle_probabilities(model, images, batch_size=2)
+    assert probabilities.shape == (5, 32, 32) and probabilities.dtype == torch.float32
+    assert ((probabilities >= 0) & (probabilities <= 1)).all() and model.training
     with pytest.raises(TypeError, match="images"):
-        losses_lab.predict_labels(model, images.long())
+        losses_lab.circle_probabilities(model, images.long())
 
 
 def test_metrics_of_a_hand_made_case():
@@ -183,7 +183,7 @@ def fake_study():
               "dice": [{"fg_iou": 0.63, "threshold": 0.5}, {"fg_iou": 0.61, "threshold": 0.6},
                        {"fg_iou": 0.69, "threshold": 0.5}]}
     probs = {"ce": torch.tensor([[[0.2, 0.7]]]), "dice": torch.tensor([[[0.6, 0.4]]])}
-    return losses_lab.LossStudy(scores, probs)
+    return losses_lab.LossStudy(scores, "ce", probs)
 
 
 def test_loss_study_pairs_seeds():
@@ -197,16 +197,20 @@ def test_loss_study_pairs_seeds():
         study.gain("focal", "fg_iou")
     with pytest.raises(ValueError, match="baseline must be one of"):
         study.gain("dice", "fg_iou", baseline="focal")
+    assert study.gain("dice", "fg_iou").value == study.gain("dice", "fg_iou", baseline="ce").value
 
 
 def test_seed_table_shows_mean_and_interval():
-    table = losses_lab.seed_table(fake_study(), {"fg_iou": "circle IoU"}).splitlines()
+    from seglib.metrics.uncertainty import seed_table
+
+    table = seed_table(fake_study(), {"fg_iou": "circle IoU"}, losses_lab.LOSS_TITLES, first="loss (3 seeds)")
+    table = table.splitlines()
     assert table[0] == "| loss (3 seeds) | circle IoU |"
     assert table[2].startswith("| cross-entropy | 0.620 [0.570, 0.670]")
-    with pytest.raises(TypeError, match="study must be a LossStudy"):
-        losses_lab.seed_table({}, {"fg_iou": "circle IoU"})
+    with pytest.raises(TypeError, match="study must be a SeedStudy"):
+        seed_table({}, {"fg_iou": "circle IoU"})
     with pytest.raises(ValueError, match="columns"):
-        losses_lab.seed_table(fake_study(), {})
+        seed_table(fake_study(), {})
 
 
 def test_tuned_threshold_picks_the_best_iou():
@@ -218,11 +222,16 @@ def test_tuned_threshold_picks_the_best_iou():
 
 
 def test_unweighted_threshold_inverts_the_class_weights():
+    from seglib.losses import unweighted_threshold
+
     # weights 1 : 3 turn p = 0.25 into q = 3 * 0.25 / (3 * 0.25 + 0.75) = 0.5
-    assert losses_lab.unweighted_threshold(0.5, [1.0, 3.0]) == pytest.approx(0.25)
-    assert losses_lab.unweighted_threshold(0.5, [2.0, 2.0]) == pytest.approx(0.5)
+    assert unweighted_threshold(0.5, [1.0, 3.0]) == pytest.approx(0.25)
+    assert unweighted_threshold(0.5, [2.0, 2.0]) == pytest.approx(0.5)
+    assert unweighted_threshold(0.5, [3.0, 1.0], class_id=0) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="threshold must be"):
-        losses_lab.unweighted_threshold(1.0, [1.0, 3.0])
+        unweighted_threshold(1.0, [1.0, 3.0])
+    with pytest.raises(ValueError, match="weights must be"):
+        unweighted_threshold(0.5, [1.0, 0.0])
 
 
 def test_circle_contrast_and_the_gap_of_quarters():
@@ -230,12 +239,14 @@ def test_circle_contrast_and_the_gap_of_quarters():
     contrast = losses_lab.circle_contrast(scenes)
     assert contrast.shape == (16,) and (contrast > 0).all()
     dice = torch.linspace(0, 1, 16, dtype=torch.float64)
-    rising = losses_lab.contrast_gap(torch.linspace(0, 1, 16), dice, resamples=50)
+    from seglib.metrics.uncertainty import quarter_gap
+
+    rising = quarter_gap(torch.linspace(0, 1, 16), dice, resamples=50)
     assert rising.value == pytest.approx(0.8) and rising.low > 0  # the top 4 average 0.9, the bottom 4 0.1
-    falling = losses_lab.contrast_gap(torch.linspace(1, 0, 16), dice, resamples=50)
+    falling = quarter_gap(torch.linspace(1, 0, 16), dice, resamples=50)
     assert falling.value == pytest.approx(-0.8) and falling.high < 0
     with pytest.raises(ValueError, match="N >= 8"):
-        losses_lab.contrast_gap(torch.ones(4), torch.ones(4))
+        quarter_gap(torch.ones(4), torch.ones(4))
     with pytest.raises(TypeError, match="scenes must be a SceneBatch"):
         losses_lab.circle_contrast(scenes.images)
 
@@ -263,12 +274,14 @@ def test_plot_confusion_matrices_one_panel_each():
     plt.close(fig)
 
 
-def test_history_from_zoo_reads_the_recorded_curves():
-    history = losses_lab.history_from_zoo("loss_ce")
+def test_zoo_history_reads_the_recorded_curves():
+    from seglib import zoo
+
+    history = zoo.history("loss_ce")
     assert history.steps[-1] == losses_lab.ZOO_STEPS and len(history.loss) == len(history.steps)
     assert history.evals[-1]["step"] == losses_lab.ZOO_STEPS and "fg_iou" in history.evals[-1]
-    with pytest.raises(ValueError, match="loss_"):
-        losses_lab.history_from_zoo("no_such_entry")
+    with pytest.raises(zoo.ZooError, match="no_such_entry"):
+        zoo.history("no_such_entry")
 
 
 def test_seed_entries_repeat_the_recipe_of_each_loss():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from seglib.data import SceneConfig, generate_scenes
+from seglib.metrics.instance import area_counts, coco_summary, error_counts
 from seglib.metrics.panoptic import panoptic_quality
 from seglib import viz
 from seglib.data import detection
@@ -126,16 +127,16 @@ def test_real_model_offline_gives_a_reason(tmp_path):
 
 def test_roi_strides_follow_torchvisions_level_mapper():
     boxes = torch.tensor([[0.0, 0, 20, 20], [0, 0, 60, 60], [0, 0, 111, 111], [0, 0, 112, 112], [0, 0, 500, 500]])
-    assert lab.roi_strides(boxes).tolist() == [4, 4, 4, 8, 32]  # floor(4 + log2(s / 224)), clamped to 4..32
-    assert lab.roi_strides(boxes, canonical_scale=56).tolist() == [4, 16, 16, 32, 32]
+    assert mrcnn.roi_strides(boxes).tolist() == [4, 4, 4, 8, 32]  # floor(4 + log2(s / 224)), clamped to 4..32
+    assert mrcnn.roi_strides(boxes, canonical_scale=56).tolist() == [4, 16, 16, 32, 32]
     with pytest.raises(ValueError, match="canonical_scale"):
-        lab.roi_strides(boxes, canonical_scale=0)
+        mrcnn.roi_strides(boxes, canonical_scale=0)
 
 
 def test_rpn_stages_label_anchors_and_shrink_candidates(model):
     scenes = generate_scenes(1, SMALL, seed=3)  # the fixture's model reads 64-pixel images
     truth = scenes.instances(0)["boxes"]
-    stages = lab.rpn_stages(model, scenes.images[0], truth)
+    stages = mrcnn.rpn_stages(model, scenes.images[0], truth)
     labels, iou = stages["anchor_labels"], stages["anchor_iou"]
     assert len(labels) == len(stages["anchors"]) == len(iou)
     assert (iou[labels == 0] < 0.3).all() and ((iou[labels == -1] >= 0.3) & (iou[labels == -1] < 0.7)).all()
@@ -144,7 +145,7 @@ def test_rpn_stages_label_anchors_and_shrink_candidates(model):
     fig = lab.show_rpn_stages(scenes.images[0], stages, candidates=5)
     assert len(fig.axes) == 3
     with pytest.raises(TypeError, match="model must be"):
-        lab.rpn_stages(torch.nn.Linear(2, 2), scenes.images[0], truth)
+        mrcnn.rpn_stages(torch.nn.Linear(2, 2), scenes.images[0], truth)
 
 
 def test_things_pq_gap_is_zero_for_equal_predictions_and_positive_for_better():
@@ -164,15 +165,15 @@ def test_things_pq_gap_is_zero_for_equal_predictions_and_positive_for_better():
 
 def test_area_counts_and_coco_summary():
     scenes = generate_scenes(4, lab.CONFIG, seed=5)
-    counts = lab.area_counts(scenes)
+    counts = area_counts(detection.scene_targets(scenes))
     assert sum(counts.values()) == int(scenes.valid.sum()) and set(counts) == {"small", "medium", "large"}
     metrics = {f"{p}{k}": 0.5 for p in ("mask_", "box_") for k in ("ap", "ap50", "ap75", "ap_small", "ap_medium",
                "ap_large", "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")}
     metrics["mask_ap_large"] = float("nan")
-    table = lab.coco_summary(metrics).splitlines()
+    table = coco_summary(metrics).splitlines()
     assert len(table) == 14 and "| AP_L | 0.50:0.95 | large | n/a | 0.500 |" in table
     with pytest.raises(ValueError, match="twelve numbers"):
-        lab.coco_summary({"mask_ap": 0.5})
+        coco_summary({"mask_ap": 0.5})
 
 
 def test_error_counts_sort_every_kind():
@@ -185,11 +186,12 @@ def test_error_counts_sort_every_kind():
     other = labels[:1] % 3 + 1                            # object 0 again, under another class
     prediction = {"masks": torch.cat([masks[1:], masks[:1], masks[1:2], background]),
                   "labels": torch.cat([labels[1:], other, labels[1:2], labels[:1]]),
-                  "scores": torch.cat([torch.full((n - 1,), 0.9), torch.tensor([0.8, 0.7, 0.6])])}
-    counts = lab.error_counts([prediction], scenes)
+                  "scores": torch.cat([torch.full((n - 1,), 0.9), torch.tensor([0.8, 0.7, 0.6])]),
+                  "boxes": torch.zeros(n + 2, 4)}
+    counts = error_counts([prediction], [truth])
     assert counts == {"correct": n - 1, "wrong class": 1, "duplicate, same class": 1,
                       "duplicate, other class": 0, "background": 1, "missed": 0}
     low = dict(prediction, scores=torch.full_like(prediction["scores"], 0.1))
-    assert lab.error_counts([low], scenes)["missed"] == n  # nothing scores 0.5: every object missed
-    with pytest.raises(ValueError, match="one dict per scene"):
-        lab.error_counts([prediction, prediction], scenes)
+    assert error_counts([low], [truth])["missed"] == n  # nothing scores 0.5: every object missed
+    with pytest.raises(ValueError, match="one entry per image"):
+        error_counts([prediction, prediction], [truth])
