@@ -103,7 +103,7 @@ def test_as_jpeg_renders_and_closes_the_figure():
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(2, 2))
-    ax.imshow(torch.rand(32, 32))
+    ax.imshow(torch.rand(32, 32).numpy())
     image = viz.as_jpeg(fig, quality=80)
     assert image.data[:2] == b"\xff\xd8" and not plt.fignum_exists(fig.number)  # a JPEG; the figure is gone
     with pytest.raises(TypeError, match="fig must be"):
