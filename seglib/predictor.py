@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from seglib.models.promptable.image_encoder import ImageFeatures
 from seglib.models.promptable.model import SmallSam
-from seglib.validation import check_image, check_tensor
+from seglib.validation import check_boxes, check_image, check_tensor
 
 SAM_CHECKPOINTS: dict[str, dict[str, str | None]] = {
     "vit_b": {
@@ -137,18 +137,6 @@ class SmallSamPredictor:
         """Forget the current image."""
         self.features, self.original_size = None, None
 
-    def memory_features(self) -> torch.Tensor:
-        """What a video memory stores of the current image: float ``(C1 + C0, h, w)``.
-
-        The encoder's stride-2 and stride-1 feature maps, average-pooled to the
-        embedding grid. They tell one thing from another better than the
-        embedding itself, which the decoder uses to find *where* things are.
-        """
-        if self.features is None:
-            raise RuntimeError("call set_image(image) before memory_features()")
-        grid = self.features.embedding.shape[-2:]
-        return torch.cat([F.adaptive_avg_pool2d(t, grid)[0] for t in self.features.high_res])
-
     @torch.no_grad()
     def predict(self, point_coords: torch.Tensor | None = None, point_labels: torch.Tensor | None = None,
                 box: torch.Tensor | None = None, mask_input: torch.Tensor | None = None,
@@ -164,7 +152,9 @@ class SmallSamPredictor:
                 one click) or one.
 
         Returns:
-            A :class:`Prediction` (masks at the original image size).
+            A :class:`Prediction` (masks at the original image size). The IoU
+            head regresses the IoU without bounds (it can say 1.06); the
+            predictions are clipped to [0, 1] here.
         """
         if self.features is None:
             raise RuntimeError("call set_image(image) before predict(...)")
@@ -184,7 +174,32 @@ class SmallSamPredictor:
         full = logits
         if (height, width) != (size, size):
             full = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-        return Prediction(full[0] > 0, iou[0], logits[0])
+        return Prediction(full[0] > 0, iou[0].clamp(0, 1), logits[0])
+
+    @torch.no_grad()
+    def predict_boxes(self, boxes: torch.Tensor) -> Prediction:
+        """One mask per box, all boxes decoded in one batch (SAM's ``predict_torch`` with boxes).
+
+        Args:
+            boxes: float ``(K, 4)`` xyxy pixels of the original image.
+
+        Returns:
+            A :class:`Prediction` with ``C = K``: mask ``k`` answers box ``k``.
+        """
+        if self.features is None:
+            raise RuntimeError("call set_image(image) before predict_boxes(...)")
+        check_boxes("boxes", boxes, "(K, 4) xyxy pixels")
+        if boxes.dim() != 2 or len(boxes) == 0:
+            raise ValueError(f"boxes must have shape (K, 4) with K >= 1, got {tuple(boxes.shape)}")
+        size = self.model.image_size
+        height, width = self.original_size
+        scale = torch.tensor([size / width, size / height] * 2, device=self.device)
+        logits, iou = self.model.decode(self.features.expand(len(boxes)), boxes=boxes.to(self.device).float() * scale,
+                                        multimask_output=False)
+        full = logits[:, 0]
+        if (height, width) != (size, size):
+            full = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+        return Prediction(full > 0, iou[:, 0].clamp(0, 1), logits[:, 0])
 
 
 class SegmentAnythingAdapter:

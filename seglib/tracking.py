@@ -1,190 +1,350 @@
-"""SAM 2's idea for video: a memory of past frames carries the mask forward.
+"""SAM 2's way through a video: a trained memory, and the baselines it is measured against.
 
-SAM 2 treats an image as a one-frame video. After the user prompts one
-frame, every later frame is segmented without a prompt: the current
-frame's embedding attends to a *memory bank* that holds, for the prompted
-frame and a few recent frames, their embeddings together with the masks
-predicted there. What the attention reads out tells the mask decoder
-where the object is now, and when the object is hidden the model can say
-so and pick it up again when it reappears, because the prompted frame
-stays in memory.
+Training (:func:`unroll` and :func:`video_loss`, run by the lab): a batch of
+generated clips is segmented frame by frame as at test time. Frame 0 gets a
+click inside the object and is stored in the memory bank as a prompted
+frame; every later frame is segmented from the memory alone, and its
+prediction is stored in turn. In half of the batches one later frame also
+gets a correction click (drawn from where that frame's mask is wrong, as
+SAM 2's training simulates its interactive users) and becomes a prompted
+frame. The loss sums over frames: binary cross-entropy plus soft Dice of the
+mask on frames where the object is visible, and the occlusion head's binary
+cross-entropy (visible or hidden) on every frame.
 
-SAM 2 learns its memory encoder and memory attention on videos. Ours keeps
-the same data flow without training anything new: the memory keys are the
-image encoder's features of each frame (its high-resolution maps pooled to
-the embedding grid, centred and normalised per cell), the values are the
-masks pooled to the grid, and the read-out is a softmax attention from
-every cell of the current frame over all memory cells (as in space-time
-memory networks). Where the read-out is confident, the
-most central pixel of its peak region becomes a positive click for the unchanged mask
-decoder; among the decoder's three answers the one that agrees best with
-the read-out wins; a read-out that is nowhere confident means "hidden".
+Tracking (:func:`track_memory`, :func:`track_prompts`) runs B clips side by
+side. The baselines use the plain :class:`~seglib.models.promptable.SmallSam`:
+
+* ``"first_frame"``: frame 0's click is reused on every frame;
+* ``"every_frame"``: the user clicks the centre of the object on every frame
+  where it shows; where it is hidden the user has nothing to click, so the
+  last click stays. The model answers every click with a mask: neither
+  baseline can say "hidden" (its mask is empty only by accident).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from seglib.data.prompts import center_clicks
+from seglib.data.prompts import center_clicks, correction_clicks, random_clicks
+from seglib.data.video import ClipBatch, VideoClip, generate_clips
+from seglib.losses.functional import mask_losses
 from seglib.metrics.masks import paired_iou
+from seglib.metrics.uncertainty import Estimate, bootstrap_interval
+from seglib.metrics.video import visibility_counts
+from seglib.models.promptable.image_encoder import ImageFeatures
+from seglib.models.promptable.memory import MemoryBank, VideoSam
+from seglib.models.promptable.model import SmallSam
 from seglib.validation import check_image, check_masks
 
 METHODS = ("memory", "first_frame", "every_frame")
-"""How :func:`track` segments frames after the first (see its docstring)."""
+"""The tracking methods compared in notebook 06 (see the module docstring)."""
+
+VALIDATION_SEED = 500_000
+"""Seeds of the validation clips of the memory's training curve (test clips: 0-63, training: from 10**6)."""
+
+VIDEO_CLIPS = 64
+"""Test clips of :func:`evaluate_video` (seeds 0-63, 20 frames each)."""
+
+OBJECT_WEIGHT = 0.5
+"""Weight of the occlusion head's binary cross-entropy in :func:`video_loss`."""
 
 
-class MaskMemory:
-    """A bank of (features, mask) pairs of past frames with an attention read-out.
+class VideoOutputs(NamedTuple):
+    """What :func:`unroll` returns: ``logits`` float ``(B, T, H, W)`` (the decoder's
+    masks before the occlusion decision) and ``object_scores`` float ``(B, T)``."""
 
-    Args:
-        capacity: recent frames kept besides the prompted frame(s), ``>= 0``.
-        temperature: softmax temperature of the cosine similarities; small
-            values make each cell copy the mask of its best matches.
-    """
-
-    def __init__(self, capacity: int = 4, temperature: float = 0.02) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
-            raise ValueError(f"capacity must be an int >= 0, got {capacity!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
-        self.prompted: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.recent: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=capacity)
-
-    def __len__(self) -> int:
-        return len(self.prompted) + len(self.recent)
-
-    @staticmethod
-    def _keys(features: torch.Tensor) -> torch.Tensor:
-        if not isinstance(features, torch.Tensor) or features.dim() != 3:
-            got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-            raise ValueError(f"features must be a tensor (D,h,w), got {got}")
-        cells = features.float().flatten(1)
-        # Centred per frame, so that what all cells share (the scene's overall look) does not count.
-        return F.normalize(cells - cells.mean(dim=1, keepdim=True), dim=0)  # (D, h*w)
-
-    def add(self, features: torch.Tensor, mask: torch.Tensor, prompted: bool = False) -> None:
-        """Store a frame: its features float ``(D, h, w)`` and its mask bool or float ``(H, W)``.
-
-        ``prompted`` frames are kept for good; the others only while they are
-        among the ``capacity`` most recent.
-        """
-        keys = self._keys(features)
-        if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
-            got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValueError(f"mask must be a tensor (H,W), got {got}")
-        grid = features.shape[-2:]
-        values = F.adaptive_avg_pool2d(mask.float()[None, None].to(keys.device), grid).flatten()
-        (self.prompted.append if prompted else self.recent.append)((keys, values))
-
-    def read(self, features: torch.Tensor) -> torch.Tensor:
-        """Attention read-out for a new frame: float ``(h, w)`` in [0, 1], the mask the memory expects.
-
-        Args:
-            features: float ``(D, h, w)`` of the current frame.
-        """
-        if not len(self):
-            raise RuntimeError("the memory is empty: add the prompted frame first")
-        query = self._keys(features)
-        keys = torch.cat([k for k, _ in (*self.prompted, *self.recent)], dim=1)
-        values = torch.cat([v for _, v in (*self.prompted, *self.recent)])
-        weights = torch.softmax(query.T @ keys / self.temperature, dim=1)  # (h*w, M)
-        return (weights @ values).view(features.shape[-2:])
+    logits: torch.Tensor
+    object_scores: torch.Tensor
 
 
 class Track(NamedTuple):
-    """What :func:`track` returns: masks bool ``(T, H, W)`` and the read-outs float ``(T, H, W)``
-    (zeros for methods without memory)."""
+    """What the trackers return: ``masks`` bool ``(B, T, H, W)`` and ``visible`` bool
+    ``(B, T)`` (the method's own call: for the baselines, a non-empty mask)."""
 
     masks: torch.Tensor
-    readouts: torch.Tensor
+    visible: torch.Tensor
 
 
-def _best_of(prediction, reference: torch.Tensor | None) -> torch.Tensor:
-    """The candidate mask that best matches ``reference``, or with the highest predicted IoU."""
-    if reference is None:
-        return prediction.masks[prediction.iou_predictions.argmax()]
-    agreement = paired_iou(prediction.masks, reference.expand_as(prediction.masks))
-    return prediction.masks[agreement.argmax()]
+def _frame(features: ImageFeatures, t: int, frames: int) -> ImageFeatures:
+    """The features of frame ``t`` of every clip, from features of ``B * T`` frames in clip-major order."""
+    def pick(x):
+        return x.unflatten(0, (-1, frames))[:, t]
+    return ImageFeatures(pick(features.embedding), tuple(pick(x) for x in features.high_res))
 
 
-def _click(mask: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
-    return center_clicks(mask[None]).to(device), torch.ones(1, dtype=torch.int64, device=device)
+def _clicks(points: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return points[:, None], labels[:, None]
 
 
-def track(predictor, frames: torch.Tensor, first_mask: torch.Tensor, method: str = "memory",
-          targets: torch.Tensor | None = None, capacity: int = 4, temperature: float = 0.02,
-          presence: float = 0.3) -> Track:
-    """Segment one object through a clip after a click on frame 0.
+def unroll(model: VideoSam, batch: ClipBatch, capacity: int = 4) -> VideoOutputs:
+    """Segment every frame of a batch of clips as in training (see the module docstring).
 
-    Frame 0 is prompted with the central click of ``first_mask`` (what the
-    user wants). Later frames, by ``method``:
+    This is the ``forward`` that :func:`seglib.train.train` calls; the image
+    encoder runs without gradients (it is frozen).
+    """
+    b, t_max = batch.targets.shape[:2]
+    with torch.no_grad():
+        features = model.encode(batch.frames.flatten(0, 1))
+    bank = MemoryBank(capacity)
+    first = batch.targets[:, 0]
+    points, labels = random_clicks(first, batch.generator), torch.ones(b, dtype=torch.int64, device=first.device)
+    logits, scores = [], []
+    for t in range(t_max):
+        frame = _frame(features, t, t_max)
+        out = model.step(frame, bank, *_clicks(points, labels)) if t == 0 else model.step(frame, bank)
+        prompted = t == 0
+        if t == batch.correction_frame:
+            click, label = correction_clicks(out.mask_logits.detach() > 0, batch.targets[:, t], batch.generator)
+            out = model.step(frame, bank, *_clicks(click, label))
+            prompted = True
+        bank.add(out, prompted)
+        logits.append(out.raw_logits)
+        scores.append(out.object_score)
+    return VideoOutputs(torch.stack(logits, dim=1), torch.stack(scores, dim=1))
 
-    * ``"memory"``: SAM 2's way, the click comes from the memory read-out
-      (see the module docstring); the memory holds frame 0 and the last
-      ``capacity`` frames where the object was found;
-    * ``"first_frame"``: no memory, frame 0's click is reused on every frame
-      (the object moves away from it);
-    * ``"every_frame"``: the user clicks again on every frame (the central
-      click of ``targets[t]``; no click and an empty mask where the object is
-      hidden), the upper bound of interactive work.
+
+def video_loss(outputs: VideoOutputs, targets: torch.Tensor, object_weight: float = OBJECT_WEIGHT) -> torch.Tensor:
+    """Mask loss on frames where the object shows plus the occlusion head's loss on all frames.
 
     Args:
-        predictor: a predictor with ``set_image``, ``predict`` and
-            ``memory_features`` (:class:`~seglib.predictor.SmallSamPredictor`).
-        frames: float ``(T, 3, H, W)``.
-        first_mask: bool ``(H, W)``, the object on frame 0 (not empty).
-        method: one of :data:`METHODS`.
-        targets: bool ``(T, H, W)``, needed by ``"every_frame"`` only.
-        capacity, temperature: of the :class:`MaskMemory`.
-        presence: read-out level below which the object counts as hidden;
-            where it shows, the click goes to the centre of the cells above half the peak.
+        outputs: :class:`VideoOutputs` of :func:`unroll`.
+        targets: bool ``(B, T, H, W)``.
+        object_weight: weight of the occlusion head's binary cross-entropy.
 
     Returns:
-        A :class:`Track`.
+        Scalar tensor.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    check_image("frames", frames, batched=True)
-    size = tuple(frames.shape[-2:])
-    check_masks("first_mask", first_mask, "(H, W)")
-    if tuple(first_mask.shape) != size:
-        raise ValueError(f"first_mask must have the frames' size {size} (the object on frame 0), "
-                         f"got {tuple(first_mask.shape)}")
-    if not bool(first_mask.any()):
-        raise ValueError("first_mask is empty: the object must be visible on frame 0 to be clicked")
-    if method == "every_frame" and (targets is None or tuple(targets.shape) != (frames.shape[0], *size)):
-        raise ValueError(f"method 'every_frame' needs targets bool (T,H,W) = ({frames.shape[0]}, {size[0]}, {size[1]})")
-    device = getattr(predictor, "device", "cpu")
-    memory = MaskMemory(capacity, temperature)
-    masks = torch.zeros(frames.shape[0], *size, dtype=torch.bool)
-    readouts = torch.zeros(frames.shape[0], *size)
-    first_click = _click(first_mask, device)
-    for t, frame in enumerate(frames):
-        predictor.set_image(frame)
-        reference = None
-        if t == 0 or method == "first_frame":
-            click = first_click
-        elif method == "every_frame":
-            if not bool(targets[t].any()):
-                continue
-            click = _click(targets[t], device)
+    visible = targets.flatten(2).any(dim=2)                                          # (B, T)
+    losses = mask_losses(outputs.logits.flatten(0, 1)[:, None].float(), targets.flatten(0, 1))[:, 0]
+    mask_loss = losses[visible.flatten()].mean() if bool(visible.any()) else losses.sum() * 0
+    object_loss = F.binary_cross_entropy_with_logits(outputs.object_scores.float(), visible.float())
+    return mask_loss + object_weight * object_loss
+
+
+def _check_clips(frames: torch.Tensor, first_masks: torch.Tensor) -> None:
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a float tensor (B, T, 3, H, W), got {type(frames).__name__}")
+    if frames.dim() != 5:
+        raise ValueError(f"frames must be a float tensor (B, T, 3, H, W), got shape {tuple(frames.shape)}")
+    check_image("frames", frames.flatten(0, 1), batched=True)
+    check_masks("first_masks", first_masks, "(B, H, W)")
+    if first_masks.shape != (frames.shape[0], *frames.shape[-2:]):
+        raise ValueError(f"first_masks must be (B, H, W) = ({frames.shape[0]}, {frames.shape[-2]}, "
+                         f"{frames.shape[-1]}), the object on frame 0 of each clip, got {tuple(first_masks.shape)}")
+    if not bool(first_masks.flatten(1).any(dim=1).all()):
+        raise ValueError("first_masks must not be empty: the object must show on frame 0 to be clicked")
+
+
+@torch.no_grad()
+def track_memory(model: VideoSam, frames: torch.Tensor, first_masks: torch.Tensor,
+                 corrections: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 capacity: int = 4) -> Track:
+    """Track one object per clip with the memory after a click on frame 0.
+
+    Args:
+        model: a trained :class:`VideoSam`.
+        frames: float ``(B, T, 3, H, W)``.
+        first_masks: bool ``(B, H, W)``: the object on frame 0; the click goes
+            to its most central pixel (:func:`~seglib.data.prompts.center_clicks`).
+        corrections: frame -> ``(points (B, N, 2), labels (B, N))`` clicks given on
+            that frame (label -1 for a clip without a click); a corrected frame
+            joins the prompted frames of the memory, as in SAM 2's interactive mode.
+        capacity: recent frames kept in the memory besides the prompted ones.
+
+    Returns:
+        A :class:`Track` (on the CPU).
+    """
+    _check_clips(frames, first_masks)
+    device = next(model.parameters()).device
+    corrections = corrections or {}
+    b, t_max = frames.shape[:2]
+    bank = MemoryBank(capacity)
+    masks, visible = [], []
+    first = center_clicks(first_masks.to(device)), torch.ones(b, dtype=torch.int64, device=device)
+    for t in range(t_max):
+        features = model.encode(frames[:, t].to(device))
+        if t == 0:
+            out = model.step(features, bank, *_clicks(*first))
+        elif t in corrections:
+            points, labels = corrections[t]
+            out = model.step(features, bank, points.to(device), labels.to(device))
         else:
-            grid = memory.read(predictor.memory_features())
-            readout = F.interpolate(grid[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-            readouts[t] = readout.cpu()
-            if float(readout.max()) < presence:
-                continue  # hidden: nothing to segment, nothing to remember
-            reference = readout >= 0.5 * readout.max()
-            click = _click(reference, device)
-        mask = _best_of(predictor.predict(*click, multimask_output=True), reference).cpu()
-        masks[t] = mask
-        if method == "memory" and bool(mask.any()):
-            memory.add(predictor.memory_features(), mask, prompted=(t == 0))
-    return Track(masks, readouts)
+            out = model.step(features, bank)
+        bank.add(out, prompted=t == 0 or t in corrections)
+        masks.append((out.mask_logits > 0).cpu())
+        visible.append((out.object_score > 0).cpu())
+    return Track(torch.stack(masks, dim=1), torch.stack(visible, dim=1))
 
 
+@torch.no_grad()
+def track_prompts(model: SmallSam, frames: torch.Tensor, targets: torch.Tensor, method: str) -> Track:
+    """The baselines of the module docstring: a click on each frame, no memory.
+
+    Args:
+        model: a trained :class:`SmallSam`.
+        frames: float ``(B, T, 3, H, W)``.
+        targets: bool ``(B, T, H, W)``: frame 0 gives the first click; for
+            ``"every_frame"`` each frame where the object shows gives that frame's click.
+        method: ``"first_frame"`` or ``"every_frame"``.
+
+    Returns:
+        A :class:`Track`; after one click the mask with the highest predicted IoU is kept.
+    """
+    if method not in METHODS[1:]:
+        raise ValueError(f"method must be one of {METHODS[1:]}, got {method!r}")
+    check_masks("targets", targets, "(B, T, H, W)")
+    if targets.dim() != 4 or targets.shape[:2] != frames.shape[:2]:
+        raise ValueError(f"targets must be bool (B, T, H, W) with the frames' B and T, got {tuple(targets.shape)}")
+    _check_clips(frames, targets[:, 0])
+    device = next(model.parameters()).device
+    b, t_max = frames.shape[:2]
+    click = center_clicks(targets[:, 0]).to(device)
+    labels = torch.ones(b, 1, dtype=torch.int64, device=device)
+    masks = []
+    for t in range(t_max):
+        shows = targets[:, t].flatten(1).any(dim=1)
+        if method == "every_frame" and bool(shows.any()):
+            fresh = center_clicks(targets[shows, t]).to(device)
+            click = click.clone()
+            click[shows.to(device)] = fresh
+        logits, iou = model.decode(model.encode(frames[:, t].to(device)), click[:, None], labels)
+        best = iou.argmax(dim=1)
+        masks.append((logits[torch.arange(b, device=device), best] > 0).cpu())
+    masks = torch.stack(masks, dim=1)
+    return Track(masks, masks.flatten(2).any(dim=2))
+
+
+def video_clips(n: int = VIDEO_CLIPS, num_frames: int = 20) -> list[VideoClip]:
+    """The test clips of the video evaluation: seeds ``0 .. n-1`` (training clips use seeds from 10**6 on)."""
+    return generate_clips(n, num_frames, seed=0)
+
+
+def _stack(clips: list[VideoClip]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([c.frames for c in clips]), torch.stack([c.masks[:, 0] for c in clips])
+
+
+def video_tracks(video_model: VideoSam, sam_model: SmallSam, clips: list[VideoClip]) -> dict[str, Track]:
+    """The three methods of :data:`~seglib.tracking.METHODS` on the clips' bottom thing (slot 0)."""
+    frames, targets = _stack(clips)
+    tracks = {"memory": track_memory(video_model, frames, targets[:, 0])}
+    for method in METHODS[1:]:
+        tracks[method] = track_prompts(sam_model, frames, targets, method)
+    return tracks
+
+
+def video_counts(tracks: dict[str, Track], clips: list[VideoClip]) -> dict[str, dict[str, torch.Tensor]]:
+    """method -> per-clip sums and counts of :func:`~seglib.metrics.video.visibility_counts`."""
+    targets = _stack(clips)[1]
+    return {method: visibility_counts(t.masks, t.visible, targets) for method, t in tracks.items()}
+
+
+def pooled(counts: dict[str, torch.Tensor], index: torch.Tensor | None = None) -> dict[str, float]:
+    """J on visible frames, hidden-frame and reappearing-frame accuracy, pooled over the clips ``index``."""
+    def ratio(top, bottom):
+        top, bottom = counts[top], counts[bottom]
+        if index is not None:
+            top, bottom = top[index], bottom[index]
+        return float(top.sum() / bottom.sum()) if float(bottom.sum()) else float("nan")
+    return {"j_visible": ratio("j_sum", "visible_frames"), "hidden_accuracy": ratio("hidden_right", "hidden_frames"),
+            "reappear_accuracy": ratio("reappear_right", "reappear_frames"),
+            "reappear_j": ratio("reappear_j_sum", "reappear_frames")}
+
+
+def video_metrics(model: VideoSam, clips: list[VideoClip] | None = None) -> dict[str, float]:
+    """The memory's pooled scores on the test clips (the zoo's metrics of the ``memory`` entry)."""
+    clips = clips or video_clips()
+    frames, targets = _stack(clips)
+    track = track_memory(model, frames, targets[:, 0])
+    return {k: round(v, 4) for k, v in pooled(visibility_counts(track.masks, track.visible, targets)).items()}
+
+
+class Correction(NamedTuple):
+    """What :func:`correct_once` returns: ``frame`` int64 ``(B,)`` the clicked frame of each clip
+    (-1: no frame to correct), the click's ``label`` ``(B,)`` and the corrected :class:`Track`."""
+
+    frame: torch.Tensor
+    label: torch.Tensor
+    track: Track
+
+
+def correct_once(model: VideoSam, clips: list[VideoClip], before: Track) -> Correction:
+    """One correction click per clip, on the visible frame (after frame 0) where the memory's mask is worst.
+
+    The click goes where a user would put it (the interior of the widest error
+    region, :func:`~seglib.data.prompts.correction_clicks`); the clicked frame
+    joins the memory's prompted frames and the clip is tracked again. Clips
+    whose masks have no error on any visible frame get no click.
+    """
+    frames, targets = _stack(clips)
+    shows = targets.flatten(2).any(dim=2)
+    j = paired_iou(before.masks.flatten(0, 1), targets.flatten(0, 1)).view(shows.shape)
+    j = torch.where(shows, j, torch.full_like(j, 2.0))
+    j[:, 0] = 2.0
+    worst_j, frame = j.min(dim=1)
+    rows = torch.arange(len(clips))
+    points, labels = correction_clicks(before.masks[rows, frame], targets[rows, frame])
+    frame = torch.where((worst_j < 1) & (labels >= 0), frame, torch.full_like(frame, -1))
+    masks, visible = before.masks.clone(), before.visible.clone()
+    for t in frame[frame >= 0].unique().tolist():  # clips clicked on the same frame are tracked again together
+        chosen = (frame == t).nonzero().flatten()
+        again = track_memory(model, frames[chosen], targets[chosen, 0],
+                             {t: (points[chosen, None], labels[chosen, None])})
+        masks[chosen], visible[chosen] = again.masks, again.visible
+    return Correction(frame, labels, Track(masks, visible))
+
+
+def video_table(counts: dict[str, dict[str, torch.Tensor]], resamples: int = 1000) -> dict[str, dict[str, Estimate]]:
+    """Pooled scores of each method with 95 % bootstrap intervals over clips (:func:`pooled`).
+
+    Returns:
+        method -> ``{"j_visible", "hidden_accuracy", "reappear_accuracy", "reappear_j": Estimate}``,
+        plus ``"memory - first_frame"`` and ``"memory - every_frame"`` -> ``{"j_visible", "reappear_j":
+        Estimate}`` (paired: the same clips resampled).
+    """
+    n = len(next(iter(counts.values()))["j_sum"])
+
+    def estimate(statistic) -> Estimate:
+        low, high = bootstrap_interval(statistic, n, resamples=resamples)
+        return Estimate(statistic(torch.arange(n)), low, high)
+
+    table = {method: {key: estimate(lambda index, c=c, key=key: pooled(c, index)[key])
+                      for key in ("j_visible", "hidden_accuracy", "reappear_accuracy", "reappear_j")}
+             for method, c in counts.items()}
+    for baseline in METHODS[1:]:
+        if "memory" in counts and baseline in counts:
+            table[f"memory - {baseline}"] = {key: estimate(
+                lambda index, key=key, b=baseline: pooled(counts["memory"], index)[key] - pooled(counts[b], index)[key])
+                for key in ("j_visible", "reappear_j")}
+    return table
+
+
+def correction_gains(before: Track, correction: Correction, clips: list[VideoClip], margin: float = 0.05
+                     ) -> dict[str, torch.Tensor]:
+    """What one correction click changed on the frames after it, per corrected clip.
+
+    Returns:
+        float64 ``(C,)`` tensors over the C clips that got a click: ``improved`` and ``worse``
+        (frames after the click whose J rose or fell by more than ``margin``), ``after`` (frames
+        after the click), ``gain`` (mean change of J over them) and ``clicked_gain`` (on the clicked frame).
+    """
+    targets = _stack(clips)[1]
+    t_max = targets.shape[1]
+
+    def j(track: Track) -> torch.Tensor:
+        return paired_iou(track.masks.flatten(0, 1), targets.flatten(0, 1)).view(-1, t_max).double()
+
+    change = j(correction.track) - j(before)
+    out = {key: [] for key in ("improved", "worse", "after", "gain", "clicked_gain")}
+    for clip, t in enumerate(correction.frame.tolist()):
+        if t < 0:
+            continue
+        later = change[clip, t + 1:]
+        out["improved"].append(float((later > margin).sum()))
+        out["worse"].append(float((later < -margin).sum()))
+        out["after"].append(float(len(later)))
+        out["gain"].append(float(later.mean()) if len(later) else 0.0)
+        out["clicked_gain"].append(float(change[clip, t]))
+    return {key: torch.tensor(values, dtype=torch.float64) for key, values in out.items()}

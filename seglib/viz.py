@@ -11,12 +11,11 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from matplotlib.patches import Patch
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from seglib.data.shapes import IGNORE_INDEX
-from seglib.metrics.masks import paired_iou
-from seglib.predictor import Prediction
 from seglib.validation import check_boxes, check_image, check_label_map, check_masks, check_same_size, check_tensor
 
 #: Okabe-Ito colours (name, RGB 0-255), in the order classes get them.
@@ -128,16 +127,16 @@ def overlay_boxes(image: torch.Tensor, boxes: torch.Tensor, captions: Sequence[s
 
 
 def show_points(points: torch.Tensor, point_labels: torch.Tensor, ax=None, size: float = 120):
-    """Point prompts ``(N,2)`` (x,y) in pixels: foreground (1) green stars, background (0) red."""
+    """Point prompts ``(N,2)`` (x,y) in pixels: foreground (1) green stars, background (0) vermillion crosses."""
     ax = ax or plt.gca()
     check_tensor("points", points, "(N, 2) of (x, y) pixels", "float")
     if points.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2) of (x, y) pixels, got {tuple(points.shape)}")
     check_tensor("point_labels", point_labels, "(N,) of 1 (foreground) or 0 (background)", "number")
     points, point_labels = points.detach().cpu(), point_labels.detach().cpu()
-    for value, face in ((1, "#009E73"), (0, "#D55E00")):
+    for value, face, marker in ((1, "#009E73", "*"), (0, "#D55E00", "X")):
         chosen = points[point_labels == value]
-        ax.scatter(chosen[:, 0] - 0.5, chosen[:, 1] - 0.5, marker="*", s=size, c=face,
+        ax.scatter(chosen[:, 0] - 0.5, chosen[:, 1] - 0.5, marker=marker, s=size, c=face,
                    edgecolors="white", linewidths=1.2)
     return ax
 
@@ -332,89 +331,26 @@ def show_detections(image: torch.Tensor, prediction: dict, class_names: Sequence
     return draw_boxes(ax, prediction["boxes"][keep].float().cpu(), captions, labels, fontsize=8, linewidth=1.5)
 
 
-def show_candidates(image: torch.Tensor, prediction: Prediction, points: torch.Tensor | None = None,
-                    labels: torch.Tensor | None = None, target: torch.Tensor | None = None, size: float = 2.4):
-    """One panel per candidate mask of ``prediction``, titled with its predicted IoU.
-
-    Args:
-        image: float ``(3, H, W)``.
-        prediction: from a predictor's ``predict`` on that image.
-        points, labels: the prompt's points ``(N, 2)`` and labels ``(N,)``, drawn on every panel.
-        target: bool ``(H, W)``; if given, each title also gives the true IoU.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    count = len(prediction.masks)
-    fig, axes = plt.subplots(1, count, figsize=(size * count, size * 1.1), squeeze=False)
-    best = int(prediction.iou_predictions.argmax())
-    for i, ax in enumerate(axes[0]):
-        mask = prediction.masks[i].cpu()
-        title = f"mask {i + 1}: IoU_pred {float(prediction.iou_predictions[i]):.2f}"
-        if target is not None:
-            title += f"\ntrue IoU {float(paired_iou(mask, target.cpu())):.2f}"
-        show_image(highlight(image, mask), ax=ax, title=title + (" (shown)" if i == best else ""))
-        if points is not None:
-            show_points(points, labels, ax=ax)
-    return fig
-
-
-
-def show_tracks(clip, tracks: dict, target: int = 0, frames: list[int] | None = None, size: float = 1.3):
-    """A grid of frames (columns) for the ground truth and each tracking method (rows).
-
-    Args:
-        clip: a :class:`~seglib.data.video.VideoClip`.
-        tracks: method name -> bool masks ``(T, H, W)`` (e.g. :func:`~seglib.tracking.track`'s).
-        target: slot of the tracked thing.
-        frames: frame indices shown (default 7 evenly spaced).
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    frames = frames if frames is not None else torch.linspace(0, len(clip) - 1, 7).round().long().tolist()
-    rows = {"ground truth": clip.masks[:, target], **tracks}
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(size * len(frames), size * len(rows)), squeeze=False)
-    for r, (name, masks) in enumerate(rows.items()):
-        for c, t in enumerate(frames):
-            ax = show_image(highlight(clip.frames[t], masks[t]), ax=axes[r, c],
-                            title=f"frame {t}" if r == 0 else None)
-            if c == 0:
-                ax.text(-4, clip.frames.shape[-1] / 2, name, rotation=90, ha="right", va="center", fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.1)
-    return fig
-
-
-
-def plot_j(scores: dict, ax=None):
-    """Mean J per frame (over clips) of each method: ``scores`` maps method -> ``(clips, T)``."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.gca()
-    for name, values in scores.items():
-        ax.plot(values.mean(dim=0).tolist(), marker="o", markersize=3, label=f"{name} (mean {values.mean():.2f})")
-    ax.set_xlabel("frame")
-    ax.set_ylabel("J (IoU with the truth)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
+HIGHLIGHT_COLOUR = (255, 0, 255)
+"""Fill of :func:`highlight`: magenta, a colour no class of the suite's palette and no scene background uses."""
 
 
 def highlight(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
-    """A mask bool ``(H, W)`` over an image ``(3, H, W)`` in one bright colour; uint8 ``(3, H, W)``."""
+    """A mask bool ``(H, W)`` over an image ``(3, H, W)``: magenta fill, white outline; uint8 ``(3, H, W)``.
+
+    Promptable masks have no class, so they get no class colour: the fill and
+    the outline tell the mask apart from any object of any colour under it.
+    """
     _check_image(image)
     check_masks("mask", mask, "(H, W)")
     check_same_size("mask", mask, "image", image)
-    return overlay_masks(image, mask[None].cpu(), labels=torch.tensor([MASK_CLASS_COLOUR]), alpha=alpha)
-
-
-MASK_CLASS_COLOUR = 4
-"""Palette index (:data:`seglib.viz.PALETTE`, yellow) of the masks drawn here: promptable masks have no class."""
+    picture = to_uint8(image).clone()
+    mask = mask.cpu()
+    fill = torch.tensor(HIGHLIGHT_COLOUR, dtype=torch.float32).view(3, 1, 1)
+    blended = ((1 - alpha) * picture.float() + alpha * fill).round().to(torch.uint8)
+    picture = torch.where(mask, blended, picture)
+    inner = F.max_pool2d((~mask).float()[None, None], 3, stride=1, padding=1)[0, 0] == 0
+    return torch.where(mask & ~inner, torch.full_like(picture, 255), picture)
 
 
 def as_jpeg(fig, quality: int = 85, dpi: float = 100):

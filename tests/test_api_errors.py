@@ -43,7 +43,9 @@ from seglib.models.unet import UNet
 from seglib.models.upsamplers import SuperResolver
 from seglib.ops import roi, tiling, upsampling
 from seglib.predictor import SmallSamPredictor, select_best_mask
-from seglib.tracking import track
+from seglib.mask_generator import generate_masks
+from seglib.models.promptable.memory import build_video_sam
+from seglib.tracking import track_memory
 from seglib.widgets.prompts import PromptSession
 
 S = 16  # side of every test image
@@ -231,8 +233,17 @@ def _tiled_predict(image):
     return tiling.tiled_predict(_small_unet(), image, tile=8, overlap=2)
 
 
-def _track(frames, first_mask):
-    return track(_predictor(), frames, first_mask)
+def _track(frames, first_masks):
+    torch.manual_seed(0)
+    model = build_video_sam(dict(image_size=S, embed_dim=16, widths=(8, 8, 16), encoder_depth=1, decoder_depth=1,
+                                 mlp_dim=16), layers=1, mlp_dim=16).eval()
+    return track_memory(model, frames, first_masks)
+
+
+def _predict_boxes(boxes):
+    predictor = _predictor()
+    predictor.set_image(torch.rand(3, S, S, generator=_gen()))
+    return predictor.predict_boxes(boxes)
 
 
 def _random_batches(images, labels):
@@ -386,8 +397,11 @@ SPECS: dict[str, Spec] = {
     "predictor.select_best_mask": Spec(select_best_mask, lambda: dict(masks=torch.randn(2, 3, S, S),
                                                                       iou_predictions=torch.rand(2, 3)),
                                        {"masks": "tensor", "iou_predictions": "tensor"}),
-    "tracking.track": Spec(_track, lambda: dict(frames=torch.rand(3, 3, S, S), first_mask=masks()[0]),
-                           {"frames": "images", "first_mask": "mask"}, pairs=[("frames", "first_mask")]),
+    "tracking.track_memory": Spec(_track, lambda: dict(frames=torch.rand(2, 3, 3, S, S), first_masks=masks()),
+                                  {"frames": "tensor", "first_masks": "masks"}, pairs=[("frames", "first_masks")]),
+    "predictor.SmallSamPredictor.predict_boxes": Spec(_predict_boxes, lambda: dict(boxes=boxes()), {"boxes": "boxes"}),
+    "mask_generator.generate_masks": Spec(lambda image: generate_masks(_predictor().model, image, points_per_side=2),
+                                          lambda: dict(image=torch.rand(3, 32, 32)), {"image": "image"}),
     # the labs' measurements
     "labs.losses.imbalance_metrics": Spec(losses_lab.imbalance_metrics,
                                           lambda: dict(pred=labels().clamp(max=1), target=labels().clamp(max=1)),
@@ -398,7 +412,7 @@ SPECS: dict[str, Spec] = {
                                               lambda: dict(reconstructions=images(), images=images()),
                                               {"reconstructions": "features", "images": "features"},
                                               pairs=[("reconstructions", "images")]),
-    "labs.sam.mask_losses": Spec(sam_lab.mask_losses, lambda: dict(logits=torch.randn(2, 3, S, S), targets=masks()),
+    "losses.mask_losses": Spec(sam_lab.mask_losses, lambda: dict(logits=torch.randn(2, 3, S, S), targets=masks()),
                                  {"logits": "tensor", "targets": "masks"}),
     "viz.show_image": Spec(viz.show_image, lambda: dict(image=image()), {"image": "image"}),
     "viz.show_label_map": Spec(viz.show_label_map, lambda: dict(labels=labels(1)[0]), {"labels": "any_labels"}),

@@ -32,7 +32,6 @@ def test_set_image_once_predict_many(predictor):
     assert predictor.is_image_set
     embedding = predictor.features.embedding.clone()
     assert embedding.shape == (1, 32, 8, 8)
-    assert predictor.memory_features().shape == (16 + 8, 8, 8)
     out = predictor.predict(torch.tensor([[10.5, 12.5]]), torch.tensor([1]))
     assert isinstance(out, Prediction)
     assert out.masks.shape == (3, 32, 32) and out.masks.dtype == torch.bool
@@ -155,3 +154,29 @@ def test_loader_without_package_says_so(monkeypatch):
     assert predictor is None and "mobile_sam" in message and "pip install" in message
     with pytest.raises(ValueError, match="model_type"):
         load_segment_anything("vit_h")
+
+
+def test_predict_boxes_decodes_every_box_in_one_batch(predictor):
+    predictor.set_image(image())
+    boxes = torch.tensor([[4.0, 4.0, 20.0, 24.0], [10.0, 2.0, 30.0, 12.0], [0.0, 0.0, 32.0, 32.0]])
+    batch = predictor.predict_boxes(boxes)
+    assert batch.masks.shape == (3, 32, 32) and batch.iou_predictions.shape == (3,)
+    for k, box in enumerate(boxes):  # the same answer as one box at a time
+        single = predictor.predict(box=box, multimask_output=False)
+        assert torch.equal(single.masks[0], batch.masks[k])
+        assert torch.allclose(single.low_res_logits[0], batch.low_res_logits[k], atol=1e-5)
+    assert bool(((batch.iou_predictions >= 0) & (batch.iou_predictions <= 1)).all())
+    with pytest.raises(ValueError, match="boxes"):
+        predictor.predict_boxes(boxes[:0])
+
+
+def test_predicted_iou_is_clipped_to_the_unit_interval(predictor):
+    predictor.set_image(image())
+    with torch.no_grad():
+        predictor.model.mask_decoder.iou_head.layers[-1].bias.fill_(5.0)  # a head that overshoots
+    try:
+        out = predictor.predict(torch.tensor([[10.5, 12.5]]), torch.tensor([1]))
+        assert bool((out.iou_predictions == 1).all())
+    finally:
+        with torch.no_grad():
+            predictor.model.mask_decoder.iou_head.layers[-1].bias.zero_()

@@ -1,87 +1,167 @@
-"""SAM 2's idea on generated clips: the memory read-out and the three tracking methods."""
+"""SAM 2's memory on generated clips: the model, its training step, the trackers and their scores."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from seglib.data.video import generate_clip
-from seglib.tracking import MaskMemory, track
-from seglib.metrics.video import j_scores
-from seglib.predictor import Prediction
+from seglib.data.video import clip_batches, generate_clips
+from seglib.metrics.video import visibility_counts
+from seglib.models.promptable.memory import HIDDEN_LOGIT, MemoryBank, build_video_sam
+from seglib.tracking import (
+    METHODS, correct_once, correction_gains, pooled, track_memory, track_prompts, unroll, video_counts, video_loss,
+    video_table,
+)
 
-
-def test_readout_copies_the_mask_of_matching_cells():
-    embedding = torch.zeros(4, 3, 3)
-    embedding[0] = 1.0
-    embedding[1, 1, 1], embedding[0, 1, 1] = 1.0, 0.0  # one cell looks different: the object
-    mask = torch.zeros(3, 3, dtype=torch.bool)
-    mask[1, 1] = True
-    memory = MaskMemory(capacity=2)
-    memory.add(embedding, mask, prompted=True)
-    moved = torch.zeros(4, 3, 3)
-    moved[0] = 1.0
-    moved[1, 0, 2], moved[0, 0, 2] = 1.0, 0.0  # the object moved to another cell
-    readout = memory.read(moved)
-    assert readout.shape == (3, 3)
-    assert readout[0, 2] > 0.99 and readout[1, 1] < 0.01
+SAM = dict(image_size=32, embed_dim=16, widths=(8, 8, 16), encoder_depth=1, decoder_depth=1, mlp_dim=16)
 
 
-def test_memory_keeps_prompted_frames_and_the_recent_ones():
-    memory = MaskMemory(capacity=2)
-    frame = torch.randn(4, 2, 2)
-    memory.add(frame, torch.ones(4, 4, dtype=torch.bool), prompted=True)
-    for _ in range(5):
-        memory.add(frame, torch.zeros(4, 4, dtype=torch.bool))
-    assert len(memory) == 3 and len(memory.prompted) == 1
-    with pytest.raises(RuntimeError, match="empty"):
-        MaskMemory().read(frame)
-    with pytest.raises(ValueError, match="capacity"):
-        MaskMemory(capacity=-1)
-    with pytest.raises(ValueError, match=r"\(D,h,w\)"):
-        memory.add(torch.randn(4, 4), torch.ones(4, 4, dtype=torch.bool))
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_video_sam(SAM, layers=1, mlp_dim=16).eval()
 
 
-class OraclePredictor:
-    """Knows the clip: an embedding from the frame's colours, masks of the object under a click."""
+@pytest.fixture(scope="module")
+def clips():
+    from seglib.data import SceneConfig
 
-    def __init__(self, clip):
-        self.clip, self.t = clip, -1
-
-    def set_image(self, frame):
-        self.t += 1
-        self.frame = frame
-
-    def memory_features(self):
-        pooled = F.avg_pool2d(self.frame[None], 4)[0]
-        return pooled - pooled.mean(dim=(1, 2), keepdim=True)
-
-    def predict(self, point_coords, point_labels, multimask_output=True):
-        x, y = (int(v) for v in point_coords[0])
-        masks = self.clip.masks[self.t]
-        hit = masks[:, y, x]
-        own = masks[int(hit.nonzero()[0])] if hit.any() else torch.zeros_like(masks[0])
-        candidates = torch.stack([own, torch.zeros_like(own), torch.ones_like(own)])
-        return Prediction(candidates, torch.tensor([0.9, 0.1, 0.2]), candidates.float())
+    return generate_clips(3, num_frames=6, config=SceneConfig(size=32, min_objects=2, max_objects=3), seed=0)
 
 
-def test_memory_beats_the_first_click_and_reprompting_is_exact():
-    clip = generate_clip(16, seed=1)
-    targets = clip.masks[:, 0]
-    scores = {}
-    for method in ("memory", "first_frame", "every_frame"):
-        result = track(OraclePredictor(clip), clip.frames, targets[0], method, targets=targets)
-        assert result.masks.shape == targets.shape
-        scores[method] = j_scores(result.masks, targets).mean().item()
-    assert scores["every_frame"] == pytest.approx(1.0)
-    assert scores["memory"] > scores["first_frame"]
+def _stack(clips):
+    return torch.stack([c.frames for c in clips]), torch.stack([c.masks[:, 0] for c in clips])
 
 
-def test_track_validates():
-    clip = generate_clip(4, seed=0)
+def test_memory_attention_starts_as_the_identity(model):
+    frames = torch.rand(2, 3, 32, 32)
+    features = model.encode(frames)
+    bank = MemoryBank(capacity=2)
+    with torch.no_grad():
+        first = model.step(features, bank, torch.full((2, 1, 2), 10.5), torch.ones(2, 1, dtype=torch.int64))
+        bank.add(first, prompted=True)
+        conditioned = model.condition(features.embedding, bank)
+    assert torch.allclose(conditioned, features.embedding)  # zero-initialised residual layers
+    assert first.mask_logits.shape == (2, 32, 32) and first.object_score.shape == (2,)
+    assert first.memory.shape == (2, 16, 8, 8) and first.pointer.shape == (2, 16)
+
+
+def test_bank_keeps_prompted_frames_and_the_most_recent(model):
+    features = model.encode(torch.rand(1, 3, 32, 32))
+    bank = MemoryBank(capacity=2)
+    with torch.no_grad():
+        out = model.step(features, bank, torch.full((1, 1, 2), 5.5), torch.ones(1, 1, dtype=torch.int64))
+    bank.add(out, prompted=True)
+    for _ in range(4):
+        bank.add(out, prompted=False)
+    assert len(bank.prompted) == 1 and len(bank.recent) == 2
+    assert [age for *_, age in bank.prompted] == [4] and [age for *_, age in bank.recent] == [1, 0]
+    assert len(MemoryBank(capacity=0).recent) == 0
+
+
+def test_a_frame_called_hidden_gets_an_empty_mask(model):
+    features = model.encode(torch.rand(1, 3, 32, 32))
+    head = model.object_head.layers[-1]
+    with torch.no_grad():
+        saved = head.bias.clone()
+        head.bias.fill_(-100.0)
+        out = model.step(features, MemoryBank())
+        head.bias.copy_(saved)
+    assert bool((out.object_score < 0).all())
+    assert bool((out.mask_logits == HIDDEN_LOGIT).all()) and not bool((out.raw_logits == HIDDEN_LOGIT).all())
+
+
+def test_training_step_reaches_the_new_parts_and_spares_the_frozen_encoder():
+    torch.manual_seed(0)
+    model = build_video_sam(SAM, layers=1, mlp_dim=16)
+    model.sam.image_encoder.requires_grad_(False)
+    from seglib.data import SceneConfig
+
+    batch, targets = next(clip_batches(2, num_frames=4, config=SceneConfig(size=32, min_objects=2, max_objects=2),
+                                       correction_rate=1.0))
+    assert batch.frames.shape == (2, 4, 3, 32, 32) and 1 <= batch.correction_frame < 4
+    outputs = unroll(model, batch)
+    assert outputs.logits.shape == (2, 4, 32, 32) and outputs.object_scores.shape == (2, 4)
+    loss = video_loss(outputs, targets)
+    loss.backward()
+    assert model.object_head.layers[0].weight.grad is not None
+    assert model.attention[0].cross_attn.out_proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.sam.image_encoder.parameters())
+
+
+def test_visibility_counts_by_hand():
+    shows = [1, 1, 0, 0, 1, 1, 1, 1]                  # hidden on frames 2-3, back on 4
+    targets = torch.zeros(1, 8, 4, 4, dtype=torch.bool)
+    for t, s in enumerate(shows):
+        targets[0, t, 0, 0] = bool(s)
+    masks = targets.clone()
+    masks[0, 5] = False                                # a miss on a visible frame
+    called = torch.tensor([[1, 1, 0, 1, 1, 0, 1, 1]], dtype=torch.bool)
+    counts = visibility_counts(masks, called, targets)
+    assert counts["visible_frames"].item() == 5 and counts["j_sum"].item() == 4   # frame 0 left out
+    assert counts["hidden_frames"].item() == 2 and counts["hidden_right"].item() == 1
+    assert counts["reappear_frames"].item() == 3 and counts["reappear_right"].item() == 2
+    scores = pooled(counts)
+    assert scores["j_visible"] == pytest.approx(0.8) and scores["hidden_accuracy"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="reappear"):
+        visibility_counts(masks, called, targets, reappear=0)
+
+
+def test_trackers_on_clips(model, clips):
+    from seglib.models.promptable import build_small_sam
+
+    torch.manual_seed(0)
+    sam = build_small_sam(**SAM).eval()
+    frames, targets = _stack(clips)
+    memory = track_memory(model, frames, targets[:, 0])
+    assert memory.masks.shape == targets.shape and memory.visible.shape == targets.shape[:2]
+    tracks = {"memory": memory}
+    for method in METHODS[1:]:
+        tracks[method] = track_prompts(sam, frames, targets, method)
+        assert torch.equal(tracks[method].visible, tracks[method].masks.flatten(2).any(dim=2))
+    table = video_table(video_counts(tracks, clips), resamples=20)
+    assert set(table) == {*METHODS, "memory - first_frame", "memory - every_frame"}
+    estimate = table["memory"]["j_visible"]
+    assert estimate.low <= estimate.value <= estimate.high
+
+
+def test_every_frame_keeps_the_last_click_where_the_object_is_hidden(clips):
+    from seglib.data.prompts import center_clicks
+    from seglib.models.promptable import build_small_sam
+
+    torch.manual_seed(0)
+    sam = build_small_sam(**SAM).eval()
+    frames, targets = _stack(clips[:1])
+    targets = targets.clone()
+    targets[0, 3:] = False                             # hidden from frame 3 on: the user sees nothing to click
+    last = max(t for t in range(3) if bool(targets[0, t].any()))
+    track = track_prompts(sam, frames, targets, "every_frame")
+    with torch.no_grad():
+        logits, iou = sam.decode(sam.encode(frames[:, 4]), center_clicks(targets[:, last])[:, None],
+                                 torch.ones(1, 1, dtype=torch.int64))
+    assert torch.equal(track.masks[0, 4], logits[0, iou[0].argmax()] > 0)   # the last click, answered on frame 4
+
+
+def test_a_correction_click_joins_the_prompted_memories(model, clips):
+    frames, targets = _stack(clips)
+    before = track_memory(model, frames, targets[:, 0])
+    fixed = correct_once(model, clips, before)
+    clicked = fixed.frame >= 0
+    assert bool((fixed.frame[clicked] >= 1).all())
+    rows = clicked.nonzero().flatten()
+    assert bool(targets[rows, fixed.frame[rows]].flatten(1).any(dim=1).all())   # only visible frames are clicked
+    for clip in range(len(clips)):                     # frames before the click are untouched
+        t = int(fixed.frame[clip]) if clicked[clip] else len(clips[0])
+        assert torch.equal(fixed.track.masks[clip, :t], before.masks[clip, :t])
+    gains = correction_gains(before, fixed, clips)
+    assert len(gains["gain"]) == int(clicked.sum())
+
+
+def test_trackers_validate(model):
+    frames = torch.rand(2, 3, 3, 32, 32)
+    good = torch.zeros(2, 32, 32, dtype=torch.bool)
+    good[:, 4:9, 4:9] = True
+    with pytest.raises(ValueError, match="first_masks must not be empty"):
+        track_memory(model, frames, torch.zeros_like(good))
+    with pytest.raises(ValueError, match="frames"):
+        track_memory(model, frames[0], good)
     with pytest.raises(ValueError, match="method"):
-        track(OraclePredictor(clip), clip.frames, clip.masks[0, 0], method="magic")
-    with pytest.raises(ValueError, match="empty"):
-        track(OraclePredictor(clip), clip.frames, torch.zeros(64, 64, dtype=torch.bool))
-    with pytest.raises(ValueError, match="needs targets"):
-        track(OraclePredictor(clip), clip.frames, clip.masks[0, 0], method="every_frame")
-    assert j_scores(torch.zeros(2, 4, 4, dtype=torch.bool), torch.zeros(2, 4, 4, dtype=torch.bool)).tolist() == [1, 1]
+        track_prompts(model.sam, frames, good[:, None].expand(-1, 3, -1, -1), "memory")

@@ -110,3 +110,17 @@ def test_as_jpeg_renders_and_closes_the_figure():
         viz.as_jpeg("not a figure")
     with pytest.raises(ValueError, match="quality"):
         viz.as_jpeg(plt.figure(), quality=100)
+
+
+def test_highlight_fills_magenta_and_outlines_in_white():
+    from seglib.viz import HIGHLIGHT_COLOUR, highlight
+
+    image = torch.zeros(3, 10, 10)
+    mask = torch.zeros(10, 10, dtype=torch.bool)
+    mask[2:8, 2:8] = True
+    picture = highlight(image, mask)
+    assert picture[:, 2, 2].tolist() == [255, 255, 255]            # outline
+    inside = picture[:, 4, 4].float()
+    assert inside[0] > 100 and inside[1] == 0 and inside[2] > 100    # magenta over black
+    assert picture[:, 0, 0].tolist() == [0, 0, 0]                    # untouched outside
+    assert HIGHLIGHT_COLOUR == (255, 0, 255)

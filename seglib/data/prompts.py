@@ -145,20 +145,28 @@ def random_clicks(masks: torch.Tensor, generator: torch.Generator | None = None)
 
 
 def correction_clicks(predicted: torch.Tensor, target: torch.Tensor,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                      generator: torch.Generator | None = None, min_depth: int = 1
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """The next click a user makes to correct each predicted mask.
 
     The error region is ``predicted XOR target``. The click goes to the error
     pixel farthest from the outline of its error region (missed pixels and
-    false positives are separate regions), or, with a ``generator``, to an
-    error pixel drawn uniformly (the cheaper, more varied choice for
-    training). It is positive (1) on a missed pixel and negative (0) on a
-    false positive. A mask without error gets label -1 (no click).
+    false positives are separate regions), that is, into the interior of the
+    widest error region, as the interactive-segmentation benchmarks place
+    it; or, with a ``generator``, to an error pixel drawn uniformly (the
+    cheaper, more varied choice for training). It is positive (1) on a
+    missed pixel and negative (0) on a false positive. A mask without error,
+    or whose errors are all thinner than ``min_depth`` (see below), gets
+    label -1 (no click).
 
     Args:
         predicted: bool ``(N,H,W)`` current predictions.
         target: bool ``(N,H,W)`` the masks the user wants.
         generator: ``None`` for the deterministic evaluation protocol.
+        min_depth: the deterministic user clicks only an error region with a
+            pixel at least this deep (:func:`distance_to_boundary`): 1 clicks
+            any error; 2 leaves errors one or two pixels wide, which have no
+            interior, alone (a click on an outline pixel is ambiguous).
 
     Returns:
         ``(points, labels)``: float32 ``(N,2)`` and int64 ``(N,)``.
@@ -168,14 +176,17 @@ def correction_clicks(predicted: torch.Tensor, target: torch.Tensor,
     if predicted.shape != target.shape:
         raise ValueError(f"predicted and target must have the same shape, got {tuple(predicted.shape)} "
                          f"and {tuple(target.shape)}")
+    if isinstance(min_depth, bool) or not isinstance(min_depth, int) or min_depth < 1:
+        raise ValueError(f"min_depth must be an int >= 1, got {min_depth!r}")
     missed, extra = target & ~predicted, predicted & ~target
     if generator is None:
         score = torch.maximum(distance_to_boundary(missed), distance_to_boundary(extra))
+        has_error = score.flatten(1).amax(dim=1) >= min_depth
     else:
         score = torch.rand(target.shape, generator=generator, device=target.device)
         score = torch.where(missed | extra, score + 1, torch.zeros_like(score))
+        has_error = (missed | extra).flatten(1).any(dim=1)
     index = score.flatten(1).argmax(dim=1)
-    has_error = (missed | extra).flatten(1).any(dim=1)
     positive = missed.flatten(1).gather(1, index[:, None]).squeeze(1)
     labels = torch.where(has_error, positive.long(), torch.full_like(index, NO_CLICK))
     return _pixel_centres(index, target.shape[-1]), labels

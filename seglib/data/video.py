@@ -17,12 +17,16 @@ across frames (thing ``k`` is slot ``k`` in every frame):
 ``masks``   bool ``(T, N, H, W)``, visible part of each thing (may be empty)
 ``boxes``   float32 ``(T, N, 4)`` xyxy on pixel edges, zeros when hidden
 =========  =====================================================
+
+:func:`clip_batches` stacks clips into the endless training batches of
+SAM 2's memory (:class:`ClipBatch`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 
@@ -159,3 +163,57 @@ def generate_clips(n: int, num_frames: int = 20, config: SceneConfig | None = No
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     return [generate_clip(num_frames, config, seed + i, **options) for i in range(n)]
+
+
+TRAIN_SEED_OFFSET = 1_000_000
+"""Training clips use seeds from here on; seeds below it are left for test clips."""
+
+
+@dataclass
+class ClipBatch:
+    """One training batch of clips, one target thing each (the bottom thing, slot 0).
+
+    Attributes:
+        frames: float ``(B, T, 3, H, W)``.
+        targets: bool ``(B, T, H, W)``, the visible part of the target on each frame.
+        correction_frame: frame that gets a correction click in training (``-1``: none).
+        generator: random source for the clicks.
+    """
+
+    frames: torch.Tensor
+    targets: torch.Tensor
+    correction_frame: int
+    generator: torch.Generator
+
+
+def clip_batches(batch_size: int = 8, num_frames: int = 10, config: SceneConfig | None = None, seed: int = 0,
+                 device: torch.device | str = "cpu", correction_rate: float = 0.5
+                 ) -> Iterator[tuple[ClipBatch, torch.Tensor]]:
+    """Endless ``(ClipBatch, targets)`` training batches of occluded clips (generated on the CPU, moved to ``device``).
+
+    Clip ``k`` of the stream has seed ``TRAIN_SEED_OFFSET + seed * 10**6 + k``.
+
+    Args:
+        batch_size: clips per batch, at least 1.
+        num_frames: frames per clip, at least 2.
+        config: as for :func:`generate_clip`.
+        seed: seed of the stream.
+        device: where the tensors go.
+        correction_rate: share of batches in which one later frame gets a correction click.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not 0 <= correction_rate <= 1:
+        raise ValueError(f"correction_rate must be in [0, 1], got {correction_rate!r}")
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(int(seed) + 7)
+    clicks = torch.Generator(device=device).manual_seed(int(seed) + 11)
+    start = TRAIN_SEED_OFFSET + int(seed) * 10**6
+    while True:
+        clips = generate_clips(batch_size, num_frames, config, seed=start)
+        start += batch_size
+        frames = torch.stack([c.frames for c in clips]).to(device)
+        targets = torch.stack([c.masks[:, 0] for c in clips]).to(device)
+        corrected = float(torch.rand((), generator=generator)) < correction_rate
+        frame = int(torch.randint(1, num_frames, (), generator=generator)) if corrected else -1
+        yield ClipBatch(frames, targets, frame, clicks), targets

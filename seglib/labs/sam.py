@@ -31,12 +31,16 @@ import torch.nn.functional as F
 
 from seglib.common import eval_mode
 from seglib.data.prompts import PromptTask, center_clicks, correction_clicks, prompt_tasks
+from seglib.losses import mask_losses
 from seglib.data.shapes import SceneBatch, SceneConfig, split_scenes
 from seglib.metrics.masks import paired_iou
+from seglib.metrics.uncertainty import Estimate, bootstrap_interval
 from seglib.metrics.video import j_scores
 from seglib.models.promptable.model import SmallSam
 from seglib.predictor import select_best_mask
-from seglib.tracking import METHODS, track
+from seglib.data.video import clip_batches, generate_clips
+from seglib.models.promptable.memory import VideoSam
+from seglib.tracking import VALIDATION_SEED, unroll, video_loss, video_metrics
 from seglib.train import History
 from seglib.train import train as train_loop
 from seglib.validation import check_choice, check_image, check_masks, check_same_size, check_tensor
@@ -103,33 +107,6 @@ def _ones(n: int, task: PromptTask) -> torch.Tensor:
     return torch.ones(n, 1, dtype=torch.int64, device=task.images.device)
 
 
-def mask_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy plus soft Dice of every candidate mask.
-
-    Unlike :func:`seglib.losses.soft_dice_loss` (one Dice for a batch), this
-    keeps one loss per row and candidate, so that the best of several
-    candidates can be picked.
-
-    Args:
-        logits: float ``(B, K, H, W)`` mask logits.
-        targets: bool ``(B, H, W)``.
-
-    Returns:
-        float ``(B, K)``.
-    """
-    check_tensor("logits", logits, "(B, K, H, W)", "float")
-    check_masks("targets", targets, "(B, H, W)")
-    if targets.shape != (logits.shape[0], *logits.shape[2:]):
-        raise ValueError(f"logits must be (B,K,H,W) and targets (B,H,W) with the same B,H,W, got "
-                         f"{tuple(logits.shape)} and {tuple(targets.shape)}")
-    truth = targets.unsqueeze(1).float().expand_as(logits)
-    bce = F.binary_cross_entropy_with_logits(logits, truth, reduction="none").mean(dim=(2, 3))
-    probs = torch.sigmoid(logits)
-    overlap = (probs * truth).sum(dim=(2, 3))
-    dice = 1 - (2 * overlap + 1) / (probs.sum(dim=(2, 3)) + truth.sum(dim=(2, 3)) + 1)
-    return bce + dice
-
-
 def promptable_loss(outputs: PromptOutputs, targets: torch.Tensor, iou_weight: float = IOU_WEIGHT) -> torch.Tensor:
     """The training loss: the mask loss of the trained outputs plus the IoU head's weighted MSE.
 
@@ -160,34 +137,44 @@ def evaluation_scenes(n: int = EVAL_SCENES, config: SceneConfig | None = None) -
     return split_scenes("test", config or SceneConfig(min_objects=1), n=n)
 
 
+USER_MIN_DEPTH = 2
+"""The simulated user's ``min_depth`` (:func:`~seglib.data.prompts.correction_clicks`): errors one or two
+pixels wide get no click, the mask is kept."""
+
+
+class ClickScores(NamedTuple):
+    """Per-object IoUs of :func:`click_ious`: ``clicks`` float64 ``(N, K)`` after 1..K clicks, ``box`` ``(N,)``."""
+
+    clicks: torch.Tensor
+    box: torch.Tensor
+
+
 @torch.no_grad()
-def evaluate(model: SmallSam, scenes: SceneBatch | None = None, clicks: int = 3,
-                        batch_size: int = 256) -> dict[str, float]:
-    """Mean IoU over every object of the test scenes for 1..``clicks`` clicks and for a box.
+def click_ious(model: SmallSam, scenes: SceneBatch | None = None, clicks: int = 3,
+               batch_size: int = 256) -> ClickScores:
+    """IoU of every object of the test scenes after 1..``clicks`` clicks, and with a box.
 
     The protocol is deterministic: the first click at the pixel farthest from
     the object's outline; each further click at the error pixel farthest from
-    its error region's outline (:func:`~seglib.data.prompts.correction_clicks`),
-    with the previous logits as mask prompt; the box is the exact box. After
-    one click the mask with the highest *predicted* IoU is taken (what a user
-    sees), after more clicks and for a box the single-mask output.
+    its error region's outline (:func:`~seglib.data.prompts.correction_clicks`
+    with ``min_depth=USER_MIN_DEPTH``: where every error is thinner, the user
+    does not click and the mask stays), with the previous logits as mask
+    prompt; the box is the exact box. After one click the mask with the
+    highest *predicted* IoU is taken (what a user sees), after more clicks
+    and for a box the single-mask output.
 
     Args:
         model: a :class:`SmallSam`.
         scenes: default :func:`evaluation_scenes`.
         clicks: number of clicks, at least 1.
         batch_size: objects decoded at once.
-
-    Returns:
-        ``{"click1_miou": ..., ..., "click{clicks}_miou": ..., "box_miou": ...,
-        "objects": n}``.
     """
     if isinstance(clicks, bool) or not isinstance(clicks, int) or clicks < 1:
         raise ValueError(f"clicks must be an int >= 1, got {clicks!r}")
     scenes = scenes if scenes is not None else evaluation_scenes()
     device = next(model.parameters()).device
     scene_index, slot = scenes.valid.nonzero(as_tuple=True)
-    totals = torch.zeros(clicks + 1, dtype=torch.float64)
+    per_click, per_box = [], []
     with eval_mode(model):
         for start in range(0, len(scene_index), batch_size):
             rows, slots = scene_index[start:start + batch_size], slot[start:start + batch_size]
@@ -197,25 +184,115 @@ def evaluate(model: SmallSam, scenes: SceneBatch | None = None, clicks: int = 3,
             points, labels = center_clicks(targets)[:, None], torch.ones(len(rows), 1, dtype=torch.int64, device=device)
             masks, iou = model.decode(features, points, labels, multimask_output=True)
             logits = select_best_mask(masks, iou)[0]
-            totals[0] += paired_iou(logits > 0, targets).sum().item()
-            for k in range(1, clicks):
-                point, label = correction_clicks(logits > 0, targets)
+            scores = [paired_iou(logits > 0, targets)]
+            for _ in range(1, clicks):
+                point, label = correction_clicks(logits > 0, targets, min_depth=USER_MIN_DEPTH)
                 points = torch.cat([points, point[:, None]], dim=1)
                 labels = torch.cat([labels, label[:, None]], dim=1)
-                logits = model.decode(features, points, labels, mask_inputs=logits.unsqueeze(1),
-                                      multimask_output=False)[0][:, 0]
-                totals[k] += paired_iou(logits > 0, targets).sum().item()
+                new = model.decode(features, points, labels, mask_inputs=logits.unsqueeze(1),
+                                   multimask_output=False)[0][:, 0]
+                logits = torch.where((label >= 0).view(-1, 1, 1), new, logits)
+                scores.append(paired_iou(logits > 0, targets))
+            per_click.append(torch.stack(scores, dim=1).double().cpu())
             box_logits = model.decode(features, boxes=scenes.boxes[rows, slots].to(device), multimask_output=False)[0]
-            totals[clicks] += paired_iou(box_logits[:, 0] > 0, targets).sum().item()
-    means = (totals / max(len(scene_index), 1)).tolist()
-    result = {f"click{k + 1}_miou": round(means[k], 4) for k in range(clicks)}
-    result["box_miou"] = round(means[clicks], 4)
-    result["objects"] = float(len(scene_index))
+            per_box.append(paired_iou(box_logits[:, 0] > 0, targets).double().cpu())
+    return ClickScores(torch.cat(per_click), torch.cat(per_box))
+
+
+def click_curve(scores: ClickScores, resamples: int = 1000) -> dict[str, list[Estimate]]:
+    """Mean IoU after each click and the change each click brings, with 95 % bootstrap intervals over objects.
+
+    Returns:
+        ``{"mean": [Estimate after click 1, ...], "gain": [Estimate of click 2 - click 1, ...]}``.
+    """
+    values = scores.clicks
+    n = len(values)
+
+    def estimate(column: torch.Tensor) -> Estimate:
+        low, high = bootstrap_interval(lambda index: float(column[index].mean()), n, resamples=resamples)
+        return Estimate(float(column.mean()), low, high)
+
+    gains = values.diff(dim=1)
+    return {"mean": [estimate(values[:, k]) for k in range(values.shape[1])],
+            "gain": [estimate(gains[:, k]) for k in range(gains.shape[1])]}
+
+
+def box_fill(scenes: SceneBatch) -> torch.Tensor:
+    """Share of its box each object fills, float ``(N,)`` in the order of :func:`click_ious`."""
+    rows, slots = scenes.valid.nonzero(as_tuple=True)
+    boxes = scenes.boxes[rows, slots]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return scenes.masks[rows, slots].flatten(1).sum(1) / area.clamp(min=1)
+
+
+@torch.no_grad()
+def refinement_ious(model: SmallSam, scenes: SceneBatch | None = None, rounds: int = 2) -> torch.Tensor:
+    """IoU of every test object after one central click, then after feeding the logits back ``rounds`` times.
+
+    Each round decodes the same click again with the previous low-resolution
+    logits as the mask prompt (single-mask output), as SAM's predictor is used
+    to refine its own answer. Returns float64 ``(N, rounds + 1)``.
+    """
+    scenes = scenes if scenes is not None else evaluation_scenes()
+    rows, slots = scenes.valid.nonzero(as_tuple=True)
+    targets = scenes.masks[rows, slots]
+    with eval_mode(model):
+        features = model.encode(scenes.images[rows])
+        points, labels = center_clicks(targets)[:, None], torch.ones(len(rows), 1, dtype=torch.int64)
+        logits = select_best_mask(*model.decode(features, points, labels))[0]
+        ious = [paired_iou(logits > 0, targets)]
+        for _ in range(rounds):
+            logits = model.decode(features, points, labels, mask_inputs=logits[:, None], multimask_output=False)[0][:, 0]
+            ious.append(paired_iou(logits > 0, targets))
+    return torch.stack(ious, dim=1).double()
+
+
+@torch.no_grad()
+def box_negative_ious(model: SmallSam, nested: SceneBatch, whole_of: torch.Tensor) -> torch.Tensor:
+    """On every nested spot: IoU with "the shape without its spot" of the shape's box, and of the box plus
+    a negative click on the spot. ``nested, whole_of`` from :func:`~seglib.data.prompts.nest_spots`;
+    returns float64 ``(N, 2)``."""
+    rows, spot = (whole_of >= 0).nonzero(as_tuple=True)
+    shape = whole_of[rows, spot]
+    target = nested.masks[rows, shape]                          # the shape's visible pixels: the spot left out
+    boxes = nested.boxes[rows, shape]
+    negative = center_clicks(nested.masks[rows, spot])[:, None]
+    with eval_mode(model):
+        features = model.encode(nested.images[rows])
+        box_only = model.decode(features, boxes=boxes, multimask_output=False)[0][:, 0]
+        with_click = model.decode(features, negative, torch.zeros(len(rows), 1, dtype=torch.int64), boxes,
+                                  multimask_output=False)[0][:, 0]
+    return torch.stack([paired_iou(box_only > 0, target), paired_iou(with_click > 0, target)], dim=1).double()
+
+
+def evaluate(model, scenes: SceneBatch | None = None, clicks: int = 3, batch_size: int = 256) -> dict[str, float]:
+    """Mean IoU over every object of the test scenes for 1..``clicks`` clicks and a box (:func:`click_ious`).
+
+    A :class:`~seglib.models.promptable.memory.VideoSam` is measured on video
+    instead (:func:`~seglib.tracking.video_metrics`).
+
+    Returns:
+        ``{"click1_miou": ..., ..., "click{clicks}_miou": ..., "box_miou": ...,
+        "objects": n}``.
+    """
+    if isinstance(model, VideoSam):
+        return video_metrics(model)
+    scores = click_ious(model, scenes, clicks, batch_size)
+    result = {f"click{k + 1}_miou": round(float(v), 4) for k, v in enumerate(scores.clicks.mean(dim=0))}
+    result["box_miou"] = round(float(scores.box.mean()), 4)
+    result["objects"] = float(len(scores.box))
     return result
 
 
-LOSSES = ("promptable",)
-"""Loss names of :func:`train`: :func:`promptable_loss` on :func:`simulate_prompts`."""
+LOSSES = ("promptable", "video")
+"""Loss names of :func:`train`: :func:`promptable_loss` on :func:`simulate_prompts` (a
+:class:`SmallSam`), :func:`~seglib.tracking.video_loss` on :func:`~seglib.tracking.unroll` (a :class:`VideoSam`)."""
+
+MEMORY_KWARGS = {"sam_kwargs": {"image_size": 64, "embed_dim": 64, "widths": [16, 32, 64], "encoder_depth": 2,
+                                "decoder_depth": 2, "heads": 4, "mlp_dim": 128, "dense_points": True,
+                                "scored_iou": True},
+                 "layers": 1, "heads": 4, "mlp_dim": 128, "max_age": 8}
+"""The builder arguments of the zoo's video entries (``build_video_sam``)."""
 
 ZOO_ENTRIES: dict[str, Recipe] = {
     "promptable": Recipe(lab="sam", builder="small_sam",
@@ -223,8 +300,17 @@ ZOO_ENTRIES: dict[str, Recipe] = {
                                  "decoder_depth": 2, "heads": 4, "mlp_dim": 128, "dense_points": True,
                                  "scored_iou": True},
                          steps=20000, batch_size=16, lr=3e-3, loss="promptable", seed=0),
+    "memory": Recipe(lab="sam", builder="video_sam", kwargs=MEMORY_KWARGS, steps=1500, batch_size=8, lr=2e-3, loss="video", seed=0, eval_every=300),
 }
-"""The zoo entry ``promptable`` (run by ``make zoo NAME=promptable``)."""
+"""The zoo entries ``promptable`` and ``memory`` (``make zoo NAME=...``); ``memory`` starts from ``promptable``."""
+
+
+def init_entry(name: str, model, device) -> None:
+    """The zoo's hook: the ``memory`` entry starts from the ``promptable`` entry's small SAM."""
+    if name == "memory":
+        from seglib import zoo
+
+        model.sam.load_state_dict(zoo.load("promptable").state_dict())
 
 
 def curve_evaluator() -> Callable[[SmallSam], dict[str, float]]:
@@ -260,40 +346,22 @@ def train(model: SmallSam, steps: int = 800, *, batch_size: int = 12, lr: float 
     check_choice("loss", loss, LOSSES)
     device = torch.device(device)
     model.to(device)
+    if loss == "video":
+        if not isinstance(model, VideoSam):
+            raise TypeError(f"loss 'video' trains a VideoSam, got {type(model).__name__}")
+        for part in (model.sam.image_encoder, model.sam.prompt_encoder):
+            part.requires_grad_(False)
+        if evaluate is None and eval_every:
+            val = generate_clips(16, 20, seed=VALIDATION_SEED)
+            evaluate = lambda m: video_metrics(m, val)  # noqa: E731
+        return train_loop(model, clip_batches(batch_size, seed=seed, device=device), video_loss,
+                          steps=steps, lr=lr, forward=unroll, evaluate=evaluate, eval_every=eval_every,
+                          device=device, channels_last=False, progress=progress, desc=desc)
     if evaluate is None and eval_every:
         evaluate = curve_evaluator()
     return train_loop(model, prompt_tasks(batch_size, seed=seed, device=device), promptable_loss,
                       steps=steps, lr=lr, forward=simulate_prompts, evaluate=evaluate, eval_every=eval_every,
                       device=device, channels_last=False, progress=progress, desc=desc)
-
-
-def evaluate_tracking(predictor, clips, methods: tuple[str, ...] = METHODS, target: int = 0,
-                      **options) -> dict[str, torch.Tensor]:
-    """Per-frame J of each method on each clip, tracking thing ``target`` from frame 0.
-
-    Args:
-        predictor: as for :func:`track`.
-        clips: a list of :class:`~seglib.data.video.VideoClip` (the target
-            must be visible on frame 0 of each).
-        methods: names from :data:`METHODS`.
-        target: slot of the thing to follow (0 is the bottom thing, the one
-            :func:`~seglib.data.video.generate_clip` hides mid-clip).
-        options: passed to :func:`track` (``capacity``, ``temperature``, ``presence``).
-
-    Returns:
-        method -> float32 ``(num_clips, T)``; frame 0 (prompted in every
-        method) is included.
-    """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"methods must be taken from {METHODS}, got {unknown}")
-    scores = {method: [] for method in methods}
-    for clip in clips:
-        targets = clip.masks[:, target]
-        for method in methods:
-            result = track(predictor, clip.frames, targets[0], method, targets=targets, **options)
-            scores[method].append(j_scores(result.masks, targets))
-    return {method: torch.stack(values) for method, values in scores.items()}
 
 
 def simulate_user(predictor, image: torch.Tensor, target: torch.Tensor, clicks: int = 3) -> list[dict]:
@@ -327,7 +395,7 @@ def simulate_user(predictor, image: torch.Tensor, target: torch.Tensor, clicks: 
     mask, logits = prediction.masks[best].cpu(), prediction.low_res_logits[best:best + 1]
     rounds = [{"points": points, "labels": labels, "mask": mask, "iou": float(paired_iou(mask, target))}]
     for _ in range(clicks - 1):
-        point, label = correction_clicks(mask[None], target[None])
+        point, label = correction_clicks(mask[None], target[None], min_depth=USER_MIN_DEPTH)
         if int(label) < 0:  # nothing left to correct
             rounds.append(dict(rounds[-1]))
             continue
@@ -339,7 +407,7 @@ def simulate_user(predictor, image: torch.Tensor, target: torch.Tensor, clicks: 
 
 
 
-def show_click_rounds(predictor, scenes, objects: list[tuple[int, int]], clicks: int = 3, size: float = 2.0):
+def show_click_rounds(predictor, scenes, objects: list[tuple[int, int]], clicks: int = 3, size: float = 2.4):
     """Rows of objects; columns: each click round, a box prompt and the target.
 
     Args:
@@ -361,7 +429,7 @@ def show_click_rounds(predictor, scenes, objects: list[tuple[int, int]], clicks:
         for k, result in enumerate(simulate_user(predictor, image, target, clicks)):
             ax = show_image(highlight(image, result["mask"]), ax=axes[row, k],
                             title=f"{k + 1} click{'s' if k else ''}: IoU {result['iou']:.2f}")
-            show_points(result["points"], result["labels"], ax=ax, size=60)
+            show_points(result["points"], result["labels"], ax=ax, size=260)
         box = scenes.boxes[i, slot]
         mask = predictor.predict(box=box, multimask_output=False).masks[0].cpu()
         picture = overlay_boxes(highlight(image, mask).float() / 255, box[None], labels=torch.tensor([5]), width=1)

@@ -8,6 +8,7 @@ from seglib.losses.functional import (  # noqa: F401
     class_weights,
     cross_entropy,
     focal_loss,
+    mask_losses,
     soft_dice_loss,
     tversky_loss,
     unweighted_threshold,

@@ -9,6 +9,8 @@ default) take no part in the loss. They return a scalar tensor.
 * :func:`focal_loss`: cross entropy that down-weights pixels already right.
 * :func:`soft_dice_loss`, :func:`tversky_loss`: overlap losses computed on
   probabilities, insensitive to how many pixels a class has.
+* :func:`mask_losses`: binary cross-entropy plus soft Dice of every
+  candidate mask of every row (promptable models pick the best candidate).
 * :func:`class_weights`: per-class weights from label frequencies, for the
   ``weight`` of cross entropy or the ``alpha`` of the focal loss.
 """
@@ -21,13 +23,14 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from seglib.validation import check_logits
+from seglib.validation import check_logits, check_masks, check_tensor
 
 __all__ = [
     "CLASS_WEIGHT_METHODS",
     "class_weights",
     "cross_entropy",
     "focal_loss",
+    "mask_losses",
     "soft_dice_loss",
     "tversky_loss",
 ]
@@ -411,3 +414,29 @@ def unweighted_threshold(threshold: float, weights: torch.Tensor | Sequence[floa
         raise ValueError(f"class_id must be 0 or 1, got {class_id!r}")
     w1, w0 = float(w[class_id]), float(w[1 - class_id])
     return w0 * threshold / (w0 * threshold + w1 * (1 - threshold))
+
+
+def mask_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice of every candidate mask.
+
+    Unlike :func:`soft_dice_loss` (one Dice for a batch), this keeps one loss
+    per row and candidate, so that the best of several candidates can be picked.
+
+    Args:
+        logits: float ``(B, K, H, W)`` mask logits.
+        targets: bool ``(B, H, W)``.
+
+    Returns:
+        float ``(B, K)``.
+    """
+    check_tensor("logits", logits, "(B, K, H, W)", "float")
+    check_masks("targets", targets, "(B, H, W)")
+    if targets.shape != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(f"logits must be (B,K,H,W) and targets (B,H,W) with the same B,H,W, got "
+                         f"{tuple(logits.shape)} and {tuple(targets.shape)}")
+    truth = targets.unsqueeze(1).float().expand_as(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, truth, reduction="none").mean(dim=(2, 3))
+    probs = torch.sigmoid(logits)
+    overlap = (probs * truth).sum(dim=(2, 3))
+    dice = 1 - (2 * overlap + 1) / (probs.sum(dim=(2, 3)) + truth.sum(dim=(2, 3)) + 1)
+    return bce + dice

@@ -14,6 +14,7 @@ from seglib.models.autoencoder import ConvAutoencoder
 from seglib.models.deeplab import DeepLab
 from seglib.models.fcn import PatchClassifier, build_fcn
 from seglib.models.maskrcnn import build_maskrcnn
+from seglib.models.promptable.memory import build_video_sam
 from seglib.models.promptable.model import build_small_sam
 from seglib.models.segnet import SegNet
 from seglib.models.unet import UNet
@@ -25,6 +26,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "deeplab": DeepLab,
     "maskrcnn": build_maskrcnn,
     "small_sam": build_small_sam,
+    "video_sam": build_video_sam,
     "super_resolver": SuperResolver,
     "patch_classifier": PatchClassifier,
     "conv_autoencoder": ConvAutoencoder,

@@ -110,3 +110,20 @@ def test_nest_spots_makes_a_part_inside_a_whole():
     assert same is scenes and (none == -1).all()
     with pytest.raises(ValueError, match="fraction"):
         nest_spots(scenes, fraction=2.0)
+
+
+def test_the_evaluation_user_leaves_errors_without_an_interior_alone():
+    target = torch.zeros(1, 12, 12, dtype=torch.bool)
+    target[0, 2:10, 2:10] = True
+    sliver = target.clone()
+    sliver[0, 2:10, 9] = False                         # a one-pixel-wide miss along the outline
+    point, label = correction_clicks(sliver, target)
+    assert int(label[0]) == 1                          # min_depth=1: any error gets a click
+    point, label = correction_clicks(sliver, target, min_depth=2)
+    assert int(label[0]) == -1                         # no interior: the user keeps the mask
+    hole = target.clone()
+    hole[0, 4:7, 4:7] = False                          # a 3 x 3 miss has an interior pixel
+    point, label = correction_clicks(hole, target, min_depth=2)
+    assert int(label[0]) == 1 and point[0].tolist() == [5.5, 5.5]
+    with pytest.raises(ValueError, match="min_depth"):
+        correction_clicks(hole, target, min_depth=0)

@@ -87,3 +87,35 @@ def test_a_few_training_steps_lower_the_loss():
     model = build_small_sam(embed_dim=32, widths=(8, 8, 16), encoder_depth=1, mlp_dim=32)
     history = train(model, steps=12, batch_size=6, progress=False)
     assert history.total_steps == 12 and history.loss[-1] < history.loss[0]
+
+
+def test_click_scores_agree_with_the_simulated_user(tiny):
+    from seglib.labs.sam import click_curve, click_ious, simulate_user
+    from seglib.predictor import SmallSamPredictor
+
+    scenes = split_scenes("test", SceneConfig(min_objects=1), n=4)
+    scores = click_ious(tiny, scenes, clicks=3)
+    assert scores.clicks.shape == (int(scenes.valid.sum()), 3) and scores.box.shape == (int(scenes.valid.sum()),)
+    means = evaluate(tiny, scenes, clicks=3)
+    assert means["click2_miou"] == round(float(scores.clicks[:, 1].mean()), 4)
+    predictor = SmallSamPredictor(tiny)
+    rows, slots = scenes.valid.nonzero(as_tuple=True)
+    rounds = simulate_user(predictor, scenes.images[rows[0]], scenes.masks[rows[0], slots[0]], clicks=3)
+    assert [r["iou"] for r in rounds] == pytest.approx(scores.clicks[0].tolist(), abs=1e-5)  # one protocol
+    curve = click_curve(scores, resamples=20)
+    assert len(curve["mean"]) == 3 and len(curve["gain"]) == 2
+    assert curve["gain"][0].value == pytest.approx(float((scores.clicks[:, 1] - scores.clicks[:, 0]).mean()))
+
+
+def test_box_fill_refinement_and_box_with_a_negative_click(tiny):
+    from seglib.data.prompts import nest_spots
+    from seglib.labs.sam import box_fill, box_negative_ious, refinement_ious
+
+    scenes = split_scenes("test", SceneConfig(min_objects=1), n=4)
+    fill = box_fill(scenes)
+    assert fill.shape == (int(scenes.valid.sum()),) and bool(((fill > 0) & (fill <= 1)).all())
+    refined = refinement_ious(tiny, scenes, rounds=2)
+    assert refined.shape == (len(fill), 3)
+    nested, whole_of = nest_spots(scenes, fraction=1.0, generator=torch.Generator().manual_seed(0))
+    pairs = box_negative_ious(tiny, nested, whole_of)
+    assert pairs.shape == (int((whole_of >= 0).sum()), 2) and bool(((pairs >= 0) & (pairs <= 1)).all())

@@ -167,8 +167,8 @@ class MaskDecoder(nn.Module):
             self.iou_head = MLP(embed_dim, iou_hidden, self.num_mask_tokens, 3)
 
     def forward(self, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
-                dense: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                dense: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor], return_tokens: bool = False
+                ) -> tuple[torch.Tensor, ...]:
         """Decode all four masks.
 
         Args:
@@ -177,11 +177,14 @@ class MaskDecoder(nn.Module):
             sparse: float ``(B, N, D)`` prompt tokens.
             dense: float ``(B, D, h, w)`` dense prompt embedding.
             high_res: ``(B, C1, 2h, 2w)`` and ``(B, C0, 4h, 4w)`` encoder features.
+            return_tokens: also return every token after the transformer.
 
         Returns:
             ``(masks, iou)``: mask logits float ``(B, 4, 4h, 4w)`` (index 0 for
             an unambiguous prompt, 1-3 for the ambiguous answers) and predicted
-            IoU float ``(B, 4)``.
+            IoU float ``(B, 4)``; with ``return_tokens`` also the tokens float
+            ``(B, 5 + N, D)`` (IoU token, 4 mask tokens, then the N prompt tokens:
+            SAM 2 reads its object pointer and object score from them).
         """
         b = sparse.shape[0]
         if image_embedding.shape[0] != b:
@@ -200,8 +203,10 @@ class MaskDecoder(nn.Module):
         weights = torch.stack([net(mask_out[:, i]) for i, net in enumerate(self.hypernetworks)], dim=1)
         masks = (weights @ up.flatten(2)).view(b, self.num_mask_tokens, *up.shape[-2:])
         if not self.scored_iou:
-            return masks, self.iou_head(iou_out)
-        return masks, self.iou_head(self._mask_scores(iou_out, mask_out, masks.detach(), up.detach())).squeeze(-1)
+            iou = self.iou_head(iou_out)
+        else:
+            iou = self.iou_head(self._mask_scores(iou_out, mask_out, masks.detach(), up.detach())).squeeze(-1)
+        return (masks, iou, tokens) if return_tokens else (masks, iou)
 
     @staticmethod
     def _mask_scores(iou_out: torch.Tensor, mask_out: torch.Tensor, masks: torch.Tensor,
