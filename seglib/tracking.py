@@ -83,7 +83,8 @@ def unroll(model: VideoSam, batch: ClipBatch, capacity: int = 4) -> VideoOutputs
     """Segment every frame of a batch of clips as in training (see the module docstring).
 
     This is the ``forward`` that :func:`seglib.train.train` calls; the image
-    encoder runs without gradients (it is frozen).
+    encoder runs without gradients: its weights are fixed, but in train mode its batch norms
+    normalise with each batch's statistics and update their running statistics on the clips.
     """
     b, t_max = batch.targets.shape[:2]
     with torch.no_grad():

@@ -350,7 +350,7 @@ def train(model: SmallSam, steps: int = 800, *, batch_size: int = 12, lr: float 
         if not isinstance(model, VideoSam):
             raise TypeError(f"loss 'video' trains a VideoSam, got {type(model).__name__}")
         for part in (model.sam.image_encoder, model.sam.prompt_encoder):
-            part.requires_grad_(False)
+            part.requires_grad_(False)  # fixed weights; the encoder's batch norms still adapt to the clips
         if evaluate is None and eval_every:
             val = generate_clips(16, 20, seed=VALIDATION_SEED)
             evaluate = lambda m: video_metrics(m, val)  # noqa: E731

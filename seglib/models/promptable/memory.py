@@ -18,7 +18,8 @@ other frame is segmented from what the model remembers:
   stores a "no object" embedding instead of a mask.
 
 :class:`VideoSam` wraps a trained :class:`~seglib.models.promptable.SmallSam`
-(the image encoder and prompt encoder stay frozen in training; the mask
+(the weights of the image encoder and prompt encoder stay fixed in training,
+the image encoder's batch-norm statistics follow the clips; the mask
 decoder is fine-tuned with the new parts). Shapes for 64 x 64 frames, D = 64:
 
 ==================  ================================================
@@ -166,7 +167,7 @@ class VideoSam(nn.Module):
         return self.sam.image_size
 
     def encode(self, frames: torch.Tensor) -> ImageFeatures:
-        """The frozen image encoder: frames float ``(B, 3, H, W)`` to :class:`ImageFeatures`."""
+        """The image encoder (weights fixed in training): frames float ``(B, 3, H, W)`` to :class:`ImageFeatures`."""
         return self.sam.encode(frames)
 
     def _memory_tokens(self, bank: MemoryBank) -> tuple[torch.Tensor, torch.Tensor]:
