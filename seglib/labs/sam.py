@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from seglib.common import eval_mode
 from seglib.data.prompts import PromptTask, center_clicks, correction_clicks, prompt_tasks
@@ -35,7 +34,6 @@ from seglib.losses import mask_losses
 from seglib.data.shapes import SceneBatch, SceneConfig, split_scenes
 from seglib.metrics.masks import paired_iou
 from seglib.metrics.uncertainty import Estimate, bootstrap_interval
-from seglib.metrics.video import j_scores
 from seglib.models.promptable.model import SmallSam
 from seglib.predictor import select_best_mask
 from seglib.data.video import clip_batches, generate_clips
@@ -43,7 +41,7 @@ from seglib.models.promptable.memory import VideoSam
 from seglib.tracking import VALIDATION_SEED, unroll, video_loss, video_metrics
 from seglib.train import History
 from seglib.train import train as train_loop
-from seglib.validation import check_choice, check_image, check_masks, check_same_size, check_tensor
+from seglib.validation import check_choice, check_image, check_masks, check_same_size
 from seglib.viz import highlight, overlay_boxes, show_image, show_points
 from seglib.zoo import Recipe
 
