@@ -23,7 +23,7 @@ VENV_FLAGS := --system-site-packages
 PIP_SOURCE := --no-index --find-links wheelhouse
 endif
 
-.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo exercises slides test-browser clean help
+.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo exercises grade slides test-browser clean help
 
 help:
 	@echo "make lab             set up .venv and start JupyterLab on notebooks/ (LAB_ARGS=...)"
@@ -35,6 +35,7 @@ help:
 	@echo "make wheelhouse      download wheels for an offline GPU machine (PY_VERSION=3.12)"
 	@echo "make zoo [NAME=...]  retrain model-zoo entries and rewrite data/zoo/manifest.json"
 	@echo "make exercises       write the student versions exercises/NN_name.ipynb from notebooks/"
+	@echo "make grade SUBMISSIONS=dir  grade dir/<student>/NN_name.ipynb with nbgrader -> build/grading/grades.csv"
 	@echo "make slides          offline reveal.js slides in build/slides/ (EXECUTE=1 runs the notebooks first)"
 	@echo "make test-browser    RISE and reveal.js slides in headless Chromium (needs node, npm, chromium)"
 
@@ -83,6 +84,11 @@ $(NODE_STAMP): package.json package-lock.json
 
 exercises: setup
 	$(PY) -m seglib.tools.exercises
+
+SUBMISSIONS ?=
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir (dir/<student>/NN_name.ipynb)"; exit 2; }
+	$(PY) -m seglib.tools.grade grade $(SUBMISSIONS)
 
 slides: setup $(NODE_STAMP)
 	$(PY) -m seglib.tools.slides $(if $(EXECUTE),--execute)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import traceback
 from typing import Any, Callable, Sequence
 
 import torch
@@ -11,6 +12,14 @@ import torch
 
 class CheckFailed(AssertionError):
     """An exercise check did not pass; the message says why."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback through the check's code: the one-line message,
+        after the student's own traceback when their function crashed."""
+        lines = []
+        if self.__cause__ is not None:
+            lines = "".join(traceback.format_exception(self.__cause__)).rstrip("\n").split("\n")
+        return [*lines, f"CheckFailed: {self}"]
 
 
 def passed(message: str) -> None:
@@ -37,7 +46,10 @@ def student_check(check: Callable) -> Callable:
 
 
 def call_student(function: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call the student's ``function``; turn an unfinished stub into a short message."""
+    """Call the student's ``function``; turn an unfinished stub or a crash into :class:`CheckFailed`.
+
+    A crash keeps its traceback (chained), so the student sees the failing line of their code.
+    """
     if not callable(function):
         raise TypeError(f"expected your function, got {type(function).__name__}")
     try:
@@ -48,6 +60,11 @@ def call_student(function: Callable, *args: Any, **kwargs: Any) -> Any:
             f"{getattr(function, '__name__', 'your function')} is not implemented yet{detail}: "
             "replace the `raise NotImplementedError` line with your code and run the cell again."
         ) from None
+    except CheckFailed:
+        raise
+    except Exception as exc:  # the traceback above this message shows where in the student's code
+        raise CheckFailed(f"{getattr(function, '__name__', 'your function')} raised {type(exc).__name__}: {exc}"
+                          ) from exc
 
 
 def assert_close(name: str, got: Any, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> None:

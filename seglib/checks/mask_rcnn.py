@@ -72,11 +72,21 @@ def check_bilinear(student_fn: Callable) -> None:
     feature = torch.randn(5, 7, generator=generator)
     cases = [("the centre of [[0, 1], [2, 3]]", hand, 0.5, 0.5),
              ("(y=0.25, x=0.0) on [[0, 1], [2, 3]]", hand, 0.25, 0.0),
-             ("a grid point (y=2, x=3) of a random (5,7) map", feature, 2.0, 3.0)]
+             ("a grid point (y=2, x=3) of a random (5,7) map", feature, 2.0, 3.0),
+             ("the last row (y=4, x=2.5) of a random (5,7) map", feature, 4.0, 2.5),
+             ("the last column (y=1.5, x=6) of a random (5,7) map", feature, 1.5, 6.0),
+             ("the last cell (y=4, x=6) of a random (5,7) map", feature, 4.0, 6.0)]
     points = torch.rand(6, 2, generator=generator) * torch.tensor([4.0, 6.0])
     cases += [(f"(y={y:.3f}, x={x:.3f}) of a random (5,7) map", feature, y, x) for y, x in points.tolist()]
     for description, fmap, y, x in cases:
-        got = _as_float(f"bilinear at {description}", call_student(student_fn, fmap.clone(), y, x))
+        try:
+            got = _as_float(f"bilinear at {description}", call_student(student_fn, fmap.clone(), y, x))
+        except CheckFailed as exc:
+            if not isinstance(exc.__cause__, IndexError):
+                raise
+            raise CheckFailed(f"bilinear at {description}: {exc.__cause__}. On the last row or column the "
+                              "neighbour below or right does not exist: use the edge value (clamp y0 + 1 to "
+                              "H - 1 and x0 + 1 to W - 1).") from exc.__cause__
         expected = _bilinear_reference(fmap, y, x)
         if not abs(got - expected) <= 1e-5:  # also catches NaN
             raise CheckFailed(f"bilinear at {description}: got {got:.6g}, expected {expected:.6g}."

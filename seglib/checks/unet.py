@@ -87,10 +87,12 @@ def check_decoder_block(student_cls: Callable[..., nn.Module]) -> None:
         with torch.no_grad():
             try:
                 got = call_student(student, x, skip)
-            except RuntimeError as exc:
+            except CheckFailed as exc:
+                if not isinstance(exc.__cause__, RuntimeError):
+                    raise
                 raise CheckFailed(f"forward(x {tuple(x.shape)}, skip {tuple(skip.shape)}) failed with {why}: "
-                                  f"{str(exc).rstrip('.')}. Did you centre-crop the skip to the upsampled size "
-                                  "(seglib.models.unet.center_crop)?") from None
+                                  f"{str(exc.__cause__).rstrip('.')}. Did you centre-crop the skip to the upsampled "
+                                  "size (seglib.models.unet.center_crop)?") from exc.__cause__
             expected = reference(x, skip)
             if isinstance(got, torch.Tensor) and got.shape == expected.shape \
                     and not torch.allclose(got, expected, atol=1e-4) \

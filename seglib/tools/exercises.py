@@ -214,7 +214,8 @@ def colab_url(path: str, branch: str = "main") -> str:
     return f"{COLAB_PREFIX}{branch}/{path}"
 
 
-def _note(source_path: str, code: int, answers: int) -> nbformat.NotebookNode:
+def note_cell(source_path: str, code: int, answers: int) -> nbformat.NotebookNode:
+    """The first cell of a student version: what is left to the student, where the notebook came from."""
     parts = []
     if code:
         parts.append(
@@ -231,6 +232,21 @@ def _note(source_path: str, code: int, answers: int) -> nbformat.NotebookNode:
     cell.id = NOTE_CELL_ID
     cell.metadata["slideshow"] = {"slide_type": "slide"}
     return cell
+
+
+def exercise_badges(source: str, name: str) -> tuple[str, int]:
+    """A markdown cell's ``source`` with its Open-in-Colab links to ``notebooks/<name>`` pointed at
+    ``exercises/<name>``, and how many links were changed."""
+    count = 0
+
+    def to_exercises(match: re.Match) -> str:
+        nonlocal count
+        if match.group(2) != name:
+            return match.group(0)
+        count += 1
+        return colab_url(f"{EXERCISE_DIR}/{name}", match.group(1))
+
+    return _COLAB_LINK.sub(to_exercises, source), count
 
 
 def student_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
@@ -255,13 +271,6 @@ def student_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookN
     student.metadata.pop("widgets", None)
     badges = 0
 
-    def to_exercises(match: re.Match) -> str:
-        nonlocal badges
-        if match.group(2) != name:
-            return match.group(0)
-        badges += 1
-        return colab_url(f"{EXERCISE_DIR}/{name}", match.group(1))
-
     cells, solutions = [], {"code": 0, "markdown": 0}
     for index, cell in enumerate(student.cells):
         if cell.cell_type in solutions:
@@ -276,7 +285,8 @@ def student_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookN
         for key in RUN_METADATA:
             cell.metadata.pop(key, None)
         if cell.cell_type == "markdown":
-            cell.source = _COLAB_LINK.sub(to_exercises, cell.source)
+            cell.source, found = exercise_badges(cell.source, name)
+            badges += found
         cells.append(cell)
     if not badges:
         raise ValueError(
@@ -285,7 +295,7 @@ def student_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookN
         )
     if cells and cells[0].metadata.get("slideshow", {}).get("slide_type") == "slide":
         cells[0].metadata["slideshow"] = {"slide_type": "-"}  # the note and the title share a slide
-    student.cells = [_note(f"{SOURCE_DIR}/{name}", solutions["code"], solutions["markdown"]), *cells]
+    student.cells = [note_cell(f"{SOURCE_DIR}/{name}", solutions["code"], solutions["markdown"]), *cells]
     nbformat.validate(student)
     return student
 

@@ -1,0 +1,148 @@
+"""Typical wrong answers to every exercise: the instructor's solution with one mistake each.
+
+``MUTANTS[notebook][grade_id]`` lists ``(mistake, old, new)``: replacing every
+``old`` by ``new`` in the solution cell ``grade_id`` of ``notebooks/<notebook>.ipynb``
+gives a plausible wrong answer that the exercise's check must reject. The
+first mutant of each exercise is also the "wrong answer" submission of the
+nbgrader test (``tests/tools/test_grade.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
+    "01_upsampling": {
+        "my_conv_transpose1d": [
+            ("= instead of +=", "] += value * w", "] = value * w"),
+            ("flipped kernel", "] += value * w", "] += value * w.flip(0)"),
+            ("stride ignored", "out[i * stride: i * stride + len(w)]", "out[i: i + len(w)]"),
+            ("one cell short", "* stride + len(w))", "* stride + len(w) - 1)"),
+        ],
+        "output_size_answers": [
+            ("output_padding forgotten", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 4, 5, 7, 32, 7, 6]"),
+            ("dilation ignored", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 4, 7, 7, 32, 8, 4]"),
+            ("rounded up", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 5, 5, 7, 32, 8, 6]"),
+            ("convolution formula for a transposed one", "[3, 32, 4, 4, 5, 7, 32, 8, 6]",
+             "[3, 32, 4, 4, 5, 1, 8, 2, 0]"),
+        ],
+        "my_conv_matrix": [
+            ("transposed matrix", "    return C", "    return C.T"),
+            ("flipped kernel", "] = w", "] = w.flip(0)"),
+            ("stride ignored in the rows", "C[o, o * stride: o * stride + len(w)]", "C[o, o: o + len(w)]"),
+            ("one row too many", "n_out = (n - len(w)) // stride + 1", "n_out = (n - len(w)) // stride + 2"),
+        ],
+    },
+    "02_fcn": {
+        "linear_to_conv": [
+            ("flattened channels last", "linear.weight.view(linear.out_features, in_channels, kernel_size, kernel_size)",
+             "linear.weight.view(linear.out_features, kernel_size, kernel_size, in_channels).permute(0, 3, 1, 2)"),
+            ("bias not copied", "conv.bias.copy_(linear.bias)", "pass"),
+            ("rows and columns swapped", "kernel_size, kernel_size))", "kernel_size, kernel_size).transpose(2, 3))"),
+        ],
+        "bilinear_kernel": [
+            ("centre at k / 2", "centre = (size - 1) / 2", "centre = size / 2"),
+            ("size 2f for odd factors too", "size = 2 * factor - factor % 2", "size = 2 * factor"),
+            ("tent scaled by the size", ".abs() / factor", ".abs() / size"),
+            ("weights that sum to one", "return torch.outer(tent, tent)",
+             "return torch.outer(tent, tent) / torch.outer(tent, tent).sum()"),
+        ],
+        "iou_from_confusion": [
+            ("recall", "return tp / (cm.sum(dim=1) + cm.sum(dim=0) - tp)", "return tp / cm.sum(dim=1)"),
+            ("precision", "return tp / (cm.sum(dim=1) + cm.sum(dim=0) - tp)", "return tp / cm.sum(dim=0)"),
+            ("Dice", "return tp / (cm.sum(dim=1) + cm.sum(dim=0) - tp)",
+             "return 2 * tp / (cm.sum(dim=1) + cm.sum(dim=0))"),
+            ("TP counted twice", "cm.sum(dim=0) - tp)", "cm.sum(dim=0))"),
+        ],
+    },
+    "03_unet": {
+        "MyDecoderBlock": [
+            ("skip after the upsampled map", "torch.cat([skip, x], dim=1)", "torch.cat([x, skip], dim=1)"),
+            ("no batch norm", "torch.relu(self.bn1(self.conv1(x)))", "torch.relu(self.conv1(x))"),
+            ("convolutions with a bias", "padding=1, bias=False)", "padding=1)"),
+            ("upsampled by a convolution of stride 1", "kernel_size=2, stride=2)", "kernel_size=1, stride=1)"),
+        ],
+        "receptive_field": [
+            ("dilation ignored", "(k - 1) * d for", "(k - 1) for"),
+            ("k * d per layer", "(k - 1) * d for", "k * d for"),
+            ("the first pixel forgotten", "return 1 + sum(", "return sum("),
+        ],
+    },
+    "04_losses": {
+        "my_soft_dice_loss": [
+            ("no softmax", "probs = logits.softmax(dim=1)", "probs = logits"),
+            ("sigmoid instead of softmax", "probs = logits.softmax(dim=1)", "probs = logits.sigmoid()"),
+            ("one Dice per image", "sum(dim=(0, 2, 3))", "sum(dim=(2, 3))"),
+            ("a float, not a tensor", "return 1 - ((2 * intersection + smooth) / (sizes + smooth)).mean()",
+             "return (1 - ((2 * intersection + smooth) / (sizes + smooth)).mean()).item()"),
+        ],
+        "my_class_weights": [
+            ("not normalised", "return (weights / weights[present].mean()).float()", "return weights.float()"),
+            ("frequency, not inverse frequency", "counts.sum() / counts.clamp_min(1)", "counts / counts.sum()"),
+            ("ignored pixels counted", "labels[labels != 255]", "labels.flatten().clamp(max=num_classes - 1)"),
+            ("mean over absent classes too", "weights / weights[present].mean()", "weights / weights.mean()"),
+        ],
+    },
+    "05_mask_rcnn": {
+        "bilinear": [
+            ("nearest sample", "ly, lx = y - y0, x - x0", "ly, lx = 0.0, 0.0"),
+            ("weights of x and y swapped", "ly, lx = y - y0, x - x0", "lx, ly = y - y0, x - x0"),
+            ("rounded corner", "y0, x0 = int(y), int(x)", "y0, x0 = round(y), round(x)"),
+            ("no clamp at the last row and column", "min(y0 + 1, height - 1), min(x0 + 1, width - 1)",
+             "y0 + 1, x0 + 1"),
+        ],
+        "roi_align_box": [
+            ("half-pixel offset ignored", "offset = 0.5 if aligned else 0.0", "offset = 0.0"),
+            ("half-pixel offset always", "offset = 0.5 if aligned else 0.0", "offset = 0.5"),
+            ("no one-cell minimum", "width, height = max(width, 1.0), max(height, 1.0)", "pass"),
+            ("samples at the bin corners", " + 0.5) / sampling_ratio", ") / sampling_ratio"),
+            ("spatial scale ignored", "float(v) * spatial_scale - offset", "float(v) - offset"),
+        ],
+        "mask_iou": [
+            ("empty pair scores 0", "if union else 1.0", "if union else 0.0"),
+            ("sum instead of union", "union = int((a | b).sum())", "union = int(a.sum() + b.sum())"),
+            ("over the prediction only", "union = int((a | b).sum())", "union = int(a.sum())"),
+        ],
+        "match_predictions": [
+            ("first ground truth above the threshold",
+             "matched[p] = ious.index(max(ious))",
+             "matched[p] = next(k for k, v in enumerate(ious) if v >= iou_threshold)"),
+            ("predictions in the given order", "torch.argsort(scores, descending=True).tolist()",
+             "range(len(pred_masks))"),
+            ("a ground truth matched twice", "taken.add(matched[p])", "pass"),
+            ("IoU must exceed the threshold", "max(ious) >= iou_threshold", "max(ious) > iou_threshold"),
+        ],
+    },
+    "06_sam": {
+        "fourier_encoding": [
+            ("coordinates not mapped to [-1, 1]", "(2 * unit - 1) @ gaussian", "unit @ gaussian"),
+            ("no 2 pi", "angles = 2 * math.pi * (", "angles = ("),
+            ("cos before sin", "[torch.sin(angles), torch.cos(angles)]", "[torch.cos(angles), torch.sin(angles)]"),
+            ("x and y swapped", "unit = points / image_size", "unit = points.flip(-1) / image_size"),
+        ],
+        "best_mask": [
+            ("lowest predicted IoU", "iou_predictions.argmax()", "iou_predictions.argmin()"),
+            ("predicted IoU returned as the true one", "inter / union if union else 1.0",
+             "float(iou_predictions[index])"),
+            ("always the first mask", "index = int(iou_predictions.argmax())", "index = 0"),
+        ],
+    },
+}
+
+
+def solution_sources(notebook: str) -> dict[str, str]:
+    """grade_id -> source of every solution cell of ``notebooks/<notebook>.ipynb``, in notebook order."""
+    nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells
+            if cell.metadata.get("nbgrader", {}).get("solution")}
+
+
+def mutate(source: str, old: str, new: str) -> str:
+    """``source`` with every ``old`` replaced by ``new``; ``old`` must occur."""
+    if old not in source:
+        raise ValueError(f"the mutant's text {old!r} is not in the solution any more: update tests/checks/mutants.py")
+    return source.replace(old, new)
