@@ -17,6 +17,7 @@ re-exported here, so notebooks only ever write ``seglib.checks.check_...``.
 from seglib.checks.core import CheckFailed, assert_close, call_student, matching_hint, passed  # noqa: F401
 from seglib.checks.fcn import check_bilinear_kernel, check_linear_to_conv  # noqa: F401
 from seglib.checks.losses import check_class_weights, check_iou_from_confusion, check_soft_dice_loss  # noqa: F401
+from seglib.checks.overview import check_largest_shift, check_things_per_class  # noqa: F401
 from seglib.checks.mask_rcnn import (  # noqa: F401
     check_bilinear,
     check_mask_iou,
@@ -46,6 +47,7 @@ __all__ = [
     "check_decoder_block",
     "check_fourier_encoding",
     "check_iou_from_confusion",
+    "check_largest_shift",
     "check_linear_to_conv",
     "check_mask_iou",
     "check_match_predictions",
@@ -53,6 +55,7 @@ __all__ = [
     "check_receptive_field",
     "check_roi_align_box",
     "check_soft_dice_loss",
+    "check_things_per_class",
     "matching_hint",
     "passed",
 ]

@@ -16,6 +16,23 @@ import nbformat
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
+    "00_overview": {
+        "things_per_class": [
+            ("stuff counted", "if instance > 0:", "if True:"),
+            ("class read from the remainder", "class_id, instance = divmod(pid, 1000)",
+             "instance, class_id = divmod(pid, 1000)"),
+            ("presence instead of a count", "counts[class_id] += 1", "counts[class_id] = 1"),
+            ("pixels counted", "panoptic.unique().tolist()", "panoptic.flatten().tolist()"),
+        ],
+        "largest_shift": [
+            ("overlap share taken for the IoU", "math.floor(width * (1 - threshold) / (1 + threshold))",
+             "math.floor(width * (1 - threshold))"),
+            ("rounded", "math.floor(", "round("),
+            ("one pixel too far", "/ (1 + threshold))", "/ (1 + threshold)) + 1"),
+            ("a float", "math.floor(width * (1 - threshold) / (1 + threshold))",
+             "width * (1 - threshold) / (1 + threshold)"),
+        ],
+    },
     "01_upsampling": {
         "my_conv_transpose1d": [
             ("= instead of +=", "] += value * w", "] = value * w"),
