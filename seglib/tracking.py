@@ -8,8 +8,11 @@ prediction is stored in turn. In half of the batches one later frame also
 gets a correction click (drawn from where that frame's mask is wrong, as
 SAM 2's training simulates its interactive users) and becomes a prompted
 frame. The loss sums over frames: binary cross-entropy plus soft Dice of the
-mask on frames where the object is visible, and the occlusion head's binary
-cross-entropy (visible or hidden) on every frame.
+mask on frames where the object is visible, binary cross-entropy towards an
+empty mask on frames where it is hidden, and the occlusion head's binary
+cross-entropy (visible or hidden) on every frame, hidden frames weighted
+:data:`HIDDEN_WEIGHT` times (about one frame in eight is hidden: unweighted,
+the head learns to say "visible" always).
 
 Tracking (:func:`track_memory`, :func:`track_prompts`) runs B clips side by
 side. The baselines use the plain :class:`~seglib.models.promptable.SmallSam`:
@@ -50,6 +53,10 @@ VIDEO_CLIPS = 64
 
 OBJECT_WEIGHT = 0.5
 """Weight of the occlusion head's binary cross-entropy in :func:`video_loss`."""
+
+
+HIDDEN_WEIGHT = 3.0
+"""Weight of a hidden frame in the occlusion head's loss (a visible frame weighs 1)."""
 
 
 class VideoOutputs(NamedTuple):
@@ -107,21 +114,29 @@ def unroll(model: VideoSam, batch: ClipBatch, capacity: int = 4) -> VideoOutputs
     return VideoOutputs(torch.stack(logits, dim=1), torch.stack(scores, dim=1))
 
 
-def video_loss(outputs: VideoOutputs, targets: torch.Tensor, object_weight: float = OBJECT_WEIGHT) -> torch.Tensor:
-    """Mask loss on frames where the object shows plus the occlusion head's loss on all frames.
+def video_loss(outputs: VideoOutputs, targets: torch.Tensor, object_weight: float = OBJECT_WEIGHT,
+               hidden_weight: float = HIDDEN_WEIGHT) -> torch.Tensor:
+    """Mask loss on every frame plus the occlusion head's loss (see the module docstring).
 
     Args:
         outputs: :class:`VideoOutputs` of :func:`unroll`.
         targets: bool ``(B, T, H, W)``.
         object_weight: weight of the occlusion head's binary cross-entropy.
+        hidden_weight: weight of a hidden frame in that cross-entropy.
 
     Returns:
         Scalar tensor.
     """
     visible = targets.flatten(2).any(dim=2)                                          # (B, T)
-    losses = mask_losses(outputs.logits.flatten(0, 1)[:, None].float(), targets.flatten(0, 1))[:, 0]
-    mask_loss = losses[visible.flatten()].mean() if bool(visible.any()) else losses.sum() * 0
-    object_loss = F.binary_cross_entropy_with_logits(outputs.object_scores.float(), visible.float())
+    logits = outputs.logits.flatten(0, 1).float()
+    shows = visible.flatten()
+    losses = mask_losses(logits[:, None], targets.flatten(0, 1))[:, 0]
+    mask_loss = losses[shows].mean() if bool(shows.any()) else losses.sum() * 0
+    if not bool(shows.all()):
+        hidden = logits[~shows]
+        mask_loss = mask_loss + F.binary_cross_entropy_with_logits(hidden, torch.zeros_like(hidden))
+    weight = torch.where(visible, 1.0, hidden_weight)
+    object_loss = F.binary_cross_entropy_with_logits(outputs.object_scores.float(), visible.float(), weight=weight)
     return mask_loss + object_weight * object_loss
 
 
@@ -243,13 +258,20 @@ def video_counts(tracks: dict[str, Track], clips: list[VideoClip]) -> dict[str, 
 
 
 def pooled(counts: dict[str, torch.Tensor], index: torch.Tensor | None = None) -> dict[str, float]:
-    """J on visible frames, hidden-frame and reappearing-frame accuracy, pooled over the clips ``index``."""
+    """J on visible frames, hidden-frame and reappearing-frame accuracy, pooled over the clips ``index``.
+
+    ``false_hidden`` is the share of visible frames called hidden and ``hidden_gap`` the share of
+    hidden frames called hidden minus it: 0 for a call that ignores the frame (a coin, or always
+    "visible"), 1 for a perfect one.
+    """
     def ratio(top, bottom):
         top, bottom = counts[top], counts[bottom]
         if index is not None:
             top, bottom = top[index], bottom[index]
         return float(top.sum() / bottom.sum()) if float(bottom.sum()) else float("nan")
-    return {"j_visible": ratio("j_sum", "visible_frames"), "hidden_accuracy": ratio("hidden_right", "hidden_frames"),
+    hidden, false_hidden = ratio("hidden_right", "hidden_frames"), ratio("false_hidden", "visible_frames")
+    return {"j_visible": ratio("j_sum", "visible_frames"), "hidden_accuracy": hidden,
+            "false_hidden": false_hidden, "hidden_gap": hidden - false_hidden,
             "reappear_accuracy": ratio("reappear_right", "reappear_frames"),
             "reappear_j": ratio("reappear_j_sum", "reappear_frames")}
 
@@ -301,7 +323,8 @@ def video_table(counts: dict[str, dict[str, torch.Tensor]], resamples: int = 100
     """Pooled scores of each method with 95 % bootstrap intervals over clips (:func:`pooled`).
 
     Returns:
-        method -> ``{"j_visible", "hidden_accuracy", "reappear_accuracy", "reappear_j": Estimate}``,
+        method -> ``{"j_visible", "hidden_accuracy", "false_hidden", "hidden_gap", "reappear_accuracy",
+        "reappear_j": Estimate}``,
         plus ``"memory - first_frame"`` and ``"memory - every_frame"`` -> ``{"j_visible", "reappear_j":
         Estimate}`` (paired: the same clips resampled).
     """
@@ -312,7 +335,8 @@ def video_table(counts: dict[str, dict[str, torch.Tensor]], resamples: int = 100
         return Estimate(statistic(torch.arange(n)), low, high)
 
     table = {method: {key: estimate(lambda index, c=c, key=key: pooled(c, index)[key])
-                      for key in ("j_visible", "hidden_accuracy", "reappear_accuracy", "reappear_j")}
+                      for key in ("j_visible", "hidden_accuracy", "false_hidden", "hidden_gap", "reappear_accuracy",
+                                  "reappear_j")}
              for method, c in counts.items()}
     for baseline in METHODS[1:]:
         if "memory" in counts and baseline in counts:

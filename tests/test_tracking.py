@@ -98,9 +98,11 @@ def test_visibility_counts_by_hand():
     counts = visibility_counts(masks, called, targets)
     assert counts["visible_frames"].item() == 5 and counts["j_sum"].item() == 4   # frame 0 left out
     assert counts["hidden_frames"].item() == 2 and counts["hidden_right"].item() == 1
+    assert counts["false_hidden"].item() == 1                 # frame 5 shows but is called hidden
     assert counts["reappear_frames"].item() == 3 and counts["reappear_right"].item() == 2
     scores = pooled(counts)
     assert scores["j_visible"] == pytest.approx(0.8) and scores["hidden_accuracy"] == pytest.approx(0.5)
+    assert scores["false_hidden"] == pytest.approx(0.2) and scores["hidden_gap"] == pytest.approx(0.3)
     with pytest.raises(ValueError, match="reappear"):
         visibility_counts(masks, called, targets, reappear=0)
 

@@ -2,11 +2,9 @@
 
 =============================  ====================================================================
 ``check_linear_to_conv(f)``    ``f(linear, in_channels, kernel_size)``: the equivalent ``nn.Conv2d``
-``check_bilinear_kernel(f)``   ``f(factor)``: the ``(k, k)`` kernel of bilinear upsampling
+``check_upsampler_padding(f)`` ``f(factor)``: the padding of an exact bilinear upsampler
+``check_confusion_matrix(f)``  ``f(pred, target, num_classes)``: the ``(C, C)`` confusion matrix
 =============================  ====================================================================
-
-The third exercise of the notebook (IoU from a confusion matrix) uses
-:func:`seglib.checks.check_iou_from_confusion`.
 """
 
 from __future__ import annotations
@@ -18,9 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.checks.core import CheckFailed, assert_close, call_student, matching_hint, passed, student_check
-from seglib.models.fcn import bilinear_kernel
+from seglib.metrics.semantic import confusion_matrix
 
-__all__ = ["check_bilinear_kernel", "check_linear_to_conv"]
+__all__ = ["check_confusion_matrix", "check_linear_to_conv", "check_upsampler_padding"]
+
+IGNORE_INDEX = 255
 
 # (in_channels, kernel_size, out_features, bias)
 _LINEAR_CASES = [(2, 3, 4, True), (8, 1, 5, True), (3, 2, 6, False), (4, 4, 3, True)]
@@ -86,61 +86,67 @@ def check_linear_to_conv(student_fn: Callable) -> None:
            "on one window and densely on larger maps")
 
 
-def _kernel_hints(factor: int) -> list[tuple[torch.Tensor, str]]:
+def _padding_hint(factor: int, got: int) -> str:
     size = 2 * factor - factor % 2
-    positions = torch.arange(size, dtype=torch.float64)
-
-    def tent(centre: float, radius: float) -> torch.Tensor:
-        values = (1 - (positions - centre).abs() / radius).clamp_min(0)
-        return torch.outer(values, values)
-
-    return [
-        (tent(size / 2, factor), "the centre is at k/2; with k taps numbered 0..k-1 it lies at (k-1)/2"),
-        (tent((size - 1) / 2, size), "you divided by the kernel size k; the tent has radius `factor`"),
-        (tent((size - 1) / 2, factor).sum(dim=0, keepdim=True).expand(size, size),
-         "the 2-D kernel is the outer product of two 1-D tents, not a 1-D tent repeated"),
-    ]
-
-
-def _test_image() -> torch.Tensor:
-    """A smooth-and-edgy test image ``(1, 1, 12, 10)``: a gradient plus a bright square."""
-    ys, xs = torch.meshgrid(torch.arange(12.0), torch.arange(10.0), indexing="ij")
-    image = 0.05 * xs + 0.03 * ys
-    image[3:8, 2:6] += 1.0
-    return image[None, None].double()
+    variants = [(0, "without padding the output has k - factor extra cells; padding crops p from each end"),
+                ((size - 1) // 2, "that is the 'same' padding of a stride-1 convolution; here the output "
+                                  "(n - 1) * factor - 2p + k must equal factor * n"),
+                ((factor + 1) // 2, "you rounded half the factor up: k - factor is even, p = (k - factor) / 2"),
+                (size - factor, "padding crops p cells at *each* end: 2p = k - factor")]
+    return next((f" It looks like {hint}." for wrong, hint in variants if got == wrong), "")
 
 
 @student_check
-def check_bilinear_kernel(student_fn: Callable) -> None:
-    """Check ``student_fn(factor)``: the kernel of bilinear upsampling by an integer factor.
+def check_upsampler_padding(student_fn: Callable) -> None:
+    """Check ``student_fn(factor)`` -> int for factors 1-8.
 
-    Expected: a ``(k, k)`` tensor with ``k = 2*factor - factor % 2``, entry
-    ``(i, j) = (1 - |i - c| / factor) * (1 - |j - c| / factor)``, ``c = (k-1)/2``.
-    Used in a transposed convolution (stride ``factor``, padding
-    ``(factor - factor % 2) // 2``) it must give the same image as
-    ``F.interpolate(..., mode="bilinear", align_corners=False)`` away from the
-    border (``factor`` pixels), which is how it is tested.
+    Expected: the padding ``p`` with which ``ConvTranspose2d(kernel_size=2*factor - factor % 2,
+    stride=factor, padding=p)`` maps every size ``n`` to ``factor * n``.
     """
-    image = _test_image()
-    for factor in (2, 3, 4, 8):
+    for factor in (2, 3, 4, 5, 6, 7, 8, 1):
         size = 2 * factor - factor % 2
         got = call_student(student_fn, factor)
-        if not isinstance(got, torch.Tensor):
-            raise CheckFailed(f"factor={factor}: return a torch.Tensor, got {type(got).__name__}")
-        if tuple(got.shape) != (size, size):
-            raise CheckFailed(f"factor={factor}: the kernel must be (k, k) with k = 2*factor - factor % 2 = {size}, "
-                              f"got shape {tuple(got.shape)}")
-        kernel = got.detach().double().cpu()
-        upsampled = F.conv_transpose2d(image, kernel[None, None], stride=factor, padding=(factor - factor % 2) // 2)
-        reference = F.interpolate(image, scale_factor=factor, mode="bilinear", align_corners=False)
-        inner = (slice(None), slice(None), slice(factor, -factor), slice(factor, -factor))
-        if not torch.allclose(upsampled[inner], reference[inner], atol=1e-6):
-            difference = (upsampled[inner] - reference[inner]).abs().max().item()
-            raise CheckFailed(
-                f"factor={factor}: upsampling a 12x10 test image with your kernel differs from F.interpolate "
-                f"(bilinear) by up to {difference:.3g} away from the border."
-                + matching_hint(kernel, _kernel_hints(factor))
-                + f" Expected kernel row {size // 2}: {[round(v, 4) for v in bilinear_kernel(factor)[size // 2].tolist()]}"
-            )
-    passed("bilinear_kernel: transposed convolutions with your kernels match F.interpolate (bilinear) "
-           "for factors 2, 3, 4 and 8")
+        if isinstance(got, bool) or not isinstance(got, int):
+            raise CheckFailed(f"upsampler_padding({factor}): return an int (a number of cells), got {got!r}")
+        for n in (1, 2, 5, 8):
+            out = (n - 1) * factor - 2 * got + size       # the output size of ConvTranspose2d
+            if out != factor * n:
+                raise CheckFailed(f"upsampler_padding({factor}) = {got}: kernel {size}, stride {factor} maps {n} "
+                                  f"cells to {max(out, 0)}, expected {factor * n}." + _padding_hint(factor, got))
+    passed("upsampler_padding: factors 1-8 upsample every size exactly (p = (k - factor) / 2 = factor // 2)")
+
+
+def _confusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
+    generator = torch.Generator().manual_seed(9)
+    target = torch.randint(0, 4, (2, 6, 7), generator=generator)
+    pred = torch.where(torch.rand(2, 6, 7, generator=generator) < 0.6, target,
+                       torch.randint(0, 4, (2, 6, 7), generator=generator))
+    ignored = target.clone()
+    ignored[:, :2] = IGNORE_INDEX
+    absent = torch.tensor([[0, 0, 1], [1, 2, 2]])
+    return [("a batch of two 6x7 maps, 4 classes", pred, target, 4),
+            ("the same with the top two rows ignored (255)", pred, ignored, 4),
+            ("class 3 of 4 absent from both maps", absent.flip(1), absent, 4)]
+
+
+@student_check
+def check_confusion_matrix(student_fn: Callable) -> None:
+    """Check ``student_fn(pred, target, num_classes)`` -> int ``(C, C)``, rows true, columns predicted.
+
+    Pixels whose target is 255 are left out; compared with :func:`seglib.metrics.confusion_matrix`.
+    """
+    for description, pred, target, num_classes in _confusion_cases():
+        got = call_student(student_fn, pred.clone(), target.clone(), num_classes)
+        expected = confusion_matrix(pred, target, num_classes)
+        if isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.equal(got.long(), expected):
+            continue
+        if isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.equal(got.long(), expected.T):
+            raise CheckFailed(f"{description}: your matrix is the transpose of the expected one: rows are the "
+                              "true classes, columns the predicted ones (cm[true, predicted]).")
+        kept = target != IGNORE_INDEX
+        counted_all = confusion_matrix(pred, target.clamp(max=num_classes - 1), num_classes, ignore_index=None)
+        if isinstance(got, torch.Tensor) and bool((~kept).any()) and got.shape == expected.shape \
+                and torch.equal(got.long(), counted_all):
+            raise CheckFailed(f"{description}: the ignored pixels (target 255) were counted: leave them out.")
+        assert_close(f"confusion matrix of {description}", got, expected)
+    passed("confusion_matrix: 3 cases match seglib.metrics.confusion_matrix (ignored pixels left out)")

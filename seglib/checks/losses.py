@@ -1,16 +1,15 @@
-"""Checks of the loss exercises: soft Dice loss and class weights."""
+"""Checks of the loss exercises: soft Dice loss, class weights, and telling weighted cross-entropy from a confusion matrix."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from seglib.checks.core import CheckFailed, assert_close, call_student, matching_hint, passed, student_check
 from seglib.losses import class_weights, soft_dice_loss
-from seglib.metrics.semantic import confusion_matrix, iou_per_class
 
-__all__ = ["check_class_weights", "check_soft_dice_loss"]
+__all__ = ["check_class_weights", "check_soft_dice_loss", "check_weighted_ce_detector"]
 
 
 def _dice_variant(probs: torch.Tensor, onehot: torch.Tensor, smooth: float, per_image: bool) -> torch.Tensor:
@@ -157,67 +156,26 @@ def check_class_weights(student_fn: Callable) -> None:
     passed("class_weights: inverse-frequency weights match the reference on 3 cases")
 
 
-def _iou_hints(cm: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
-    cm = cm.double()
-    tp, true_total, predicted_total = cm.diagonal(), cm.sum(dim=1), cm.sum(dim=0)
-    return [
-        (tp / true_total, "you computed TP / row sum (recall): the union also holds the false positives"),
-        (tp / predicted_total, "you computed TP / column sum (precision): the union also holds the false negatives"),
-        (tp / (true_total + predicted_total), "the diagonal is counted twice in row sum + column sum: subtract TP"),
-        (2 * tp / (true_total + predicted_total), "you computed Dice, 2 TP / (row + column sums), not IoU"),
-    ]
-
-
-def _iou_cases() -> list[tuple[str, torch.Tensor]]:
-    generator = torch.Generator().manual_seed(2)
-    pred = torch.randint(0, 5, (2, 12, 12), generator=generator)
-    target = torch.where(torch.rand(2, 12, 12, generator=generator) < 0.6, pred,
-                         torch.randint(0, 5, (2, 12, 12), generator=generator))
-    return [
-        ("the hand-made matrix [[3, 1, 0], [2, 4, 1], [0, 0, 5]]", torch.tensor([[3, 1, 0], [2, 4, 1], [0, 0, 5]])),
-        ("a matrix where class 1 appears neither in target nor prediction",
-         torch.tensor([[4, 0, 2], [0, 0, 0], [1, 0, 3]])),
-        ("the confusion matrix of random (2,12,12) label maps with 5 classes", confusion_matrix(pred, target, 5)),
-    ]
-
 
 @student_check
-def check_iou_from_confusion(student_fn: Callable) -> None:
-    """Check ``student_fn(cm)``, the IoU of every class from a confusion matrix.
+def check_weighted_ce_detector(student_fn: Callable, networks: Sequence[tuple[str, int, torch.Tensor]],
+                               small_class: int) -> None:
+    """Check ``student_fn(cm, small_class) -> bool`` on ``networks``: ``(loss name, seed, cm)`` triples,
+    ``cm`` int64 ``(C, C)`` rows true, columns predicted (notebook 04 passes its 15 zoo networks).
 
-    ``cm`` is int64 ``(C, C)`` with rows = true class, columns = predicted
-    class. Expected: float ``(C,)`` with ``IoU_c = TP / (TP + FP + FN)``, where
-    ``TP = cm[c, c]``, ``FN = row sum - TP``, ``FP = column sum - TP``, and NaN
-    for a class with no pixel in target or prediction. Compared with
-    :func:`seglib.metrics.iou_per_class`.
+    Expected: ``True`` exactly for the networks trained with ``"weighted_ce"``.
     """
-    for description, cm in _iou_cases():
-        got = call_student(student_fn, cm.clone())
-        expected = iou_per_class(cm)
-        name = f"IoU per class for {description}"
-        if not isinstance(got, torch.Tensor):
-            raise CheckFailed(f"{name}: return a torch.Tensor, got {type(got).__name__}")
-        if got.shape != expected.shape:
-            raise CheckFailed(f"{name}: return one IoU per class, shape {tuple(expected.shape)}, "
-                              f"got shape {tuple(got.shape)}")
-        got_float = got.detach().cpu().double()
-        undefined = torch.isnan(expected)
-        if not torch.equal(torch.isnan(got_float), undefined):
-            index = int((torch.isnan(got_float) != undefined).nonzero()[0])
-            if bool(undefined[index]):
-                raise CheckFailed(
-                    f"{name}: class {index} has no pixel in target or prediction, so its IoU is 0/0: "
-                    f"return nan for it (got {got_float[index].item():.6g}) so that the mean can skip it"
-                )
+    if not networks or "weighted_ce" not in {name for name, _, _ in networks}:
+        raise ValueError("networks must hold (loss, seed, confusion matrix) triples, weighted_ce among them, "
+                         f"got {len(networks)} triples")
+    for name, seed, cm in networks:
+        got = call_student(student_fn, cm.clone(), small_class)
+        if not isinstance(got, (bool, torch.Tensor)) or (isinstance(got, torch.Tensor) and got.numel() != 1):
+            raise CheckFailed(f"return True or False, got {got!r}")
+        if bool(got) != (name == "weighted_ce"):
+            predicted, true = int(cm[:, small_class].sum()), int(cm[small_class].sum())
             raise CheckFailed(
-                f"{name}: class {index} has pixels in the target or the prediction, but you returned nan for it; "
-                "its union TP + FP + FN is not zero"
-            )
-        if not bool(torch.isclose(got_float[~undefined], expected[~undefined]).all()):
-            raise CheckFailed(
-                f"{name}: got {[round(v, 4) for v in got_float.tolist()]}, "
-                f"expected {[round(v, 4) for v in expected.tolist()]}."
-                + matching_hint(got, _iou_hints(cm))
-                + " Formula: IoU_c = TP / (TP + FP + FN) = cm[c,c] / (row sum + column sum - cm[c,c])."
-            )
-    passed("iou_from_confusion: IoU per class matches the reference on 3 cases")
+                f"the network trained with {name} (seed {seed}) got {bool(got)}. Its matrix predicts the small class "
+                f"on {predicted} pixels, and {true} pixels are of that class: which losses predict the small class "
+                "too often, which too rarely (recall against precision, in the table above)?")
+    passed(f"weighted_ce_detector: {len(networks)} networks told apart from their confusion matrices")

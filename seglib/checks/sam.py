@@ -1,4 +1,4 @@
-"""Checks of the Segment Anything exercises: the Fourier encoding of a point, the best of several masks."""
+"""Checks of the Segment Anything exercises: the Fourier encoding of a point, the click that resolves an ambiguous one."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Callable
 import torch
 
 from seglib.checks.core import CheckFailed, assert_close, call_student, passed, student_check
-from seglib.metrics.masks import paired_iou
 from seglib.models.promptable.prompt_encoder import random_fourier_features
-from seglib.predictor import select_best_mask
 
-__all__ = ["check_best_mask", "check_fourier_encoding", "fourier_encoding_reference"]
+__all__ = ["check_disambiguating_click", "check_fourier_encoding", "fourier_encoding_reference"]
 
 
 def fourier_encoding_reference(points: torch.Tensor, gaussian: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -64,52 +62,55 @@ def check_fourier_encoding(student_fn: Callable) -> None:
     passed("fourier_encoding: matches the reference on 3 cases (sine and cosine of 2 pi (2p - 1) G)")
 
 
-def _mask_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    target = torch.zeros(8, 8, dtype=torch.bool)
-    target[2:6, 2:6] = True
-    part = torch.zeros_like(target)
-    part[3:5, 3:5] = True
-    whole = torch.zeros_like(target)
-    whole[1:7, 1:7] = True
-    generator = torch.Generator().manual_seed(3)
-    noisy = torch.rand(3, 10, 10, generator=generator) > 0.5
-    return [
-        ("part / object / whole with the object ranked best",
-         torch.stack([part, target, whole]), torch.tensor([0.4, 0.9, 0.6]), target),
-        ("part / object / whole with the whole ranked best (a wrong guess of the model)",
-         torch.stack([part, target, whole]), torch.tensor([0.2, 0.5, 0.8]), target),
-        ("three random masks", noisy, torch.tensor([0.1, 0.3, 0.2]), noisy[0]),
-    ]
+def _nested_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(description, part, whole): a spot off the centre of a rectangle in a wide image, a spot in a disc."""
+    whole = torch.zeros(12, 20, dtype=torch.bool)
+    whole[2:10, 3:17] = True
+    part = torch.zeros_like(whole)
+    part[4:7, 12:16] = True
+    ys, xs = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    radius = ((ys - 8.0) ** 2 + (xs - 7.0) ** 2).sqrt()
+    return [("a 3 x 4 spot near the right end of a 8 x 14 rectangle (image 12 x 20)", part, whole),
+            ("a spot of radius 2 in a disc of radius 6 (image 16 x 16)", radius <= 2, radius <= 6)]
+
+
+def _click_hint(x: int, y: int, label: int, part: torch.Tensor, whole: torch.Tensor, want: str) -> str:
+    height, width = whole.shape
+    if not (0 <= x < width and 0 <= y < height):
+        if 0 <= y < width and 0 <= x < height and bool((whole & ~part)[x, y]):
+            return "x and y are swapped: x is the column, y the row (mask[y, x])"
+        return f"the click lies outside the {height} x {width} image"
+    if bool(part[y, x]):
+        return "a click inside the spot lies in both readings, the spot and the whole: it decides nothing"
+    if not bool(whole[y, x]):
+        if 0 <= y < width and 0 <= x < height and bool((whole & ~part)[x, y]):
+            return "x and y are swapped: x is the column, y the row (mask[y, x])"
+        return "a click on the background says nothing about the shape: click the shape outside the spot"
+    return ("the label: a positive click outside the spot asks for the whole shape; to keep only the spot, the "
+            "click outside it must be negative (label 0)") if want == "part" else \
+        "the label: to get the whole shape, the click outside the spot must be positive (label 1)"
 
 
 @student_check
-def check_best_mask(student_fn: Callable) -> None:
-    """Check ``student_fn(masks, iou_predictions, target)`` -> ``(best_mask, index, true_iou)``.
+def check_disambiguating_click(student_fn: Callable) -> None:
+    """Check ``student_fn(part, whole, want)`` -> ``(x, y, label)``.
 
-    ``masks`` bool ``(C, H, W)``, ``iou_predictions`` float ``(C,)``, ``target``
-    bool ``(H, W)``. Expected: the mask with the highest *predicted* IoU, its
-    index, and its *true* IoU with the target, ``|A & B| / |A | B|``, as a float.
+    ``part`` and ``whole`` bool ``(H, W)``, the spot inside the shape; ``want`` is
+    ``"part"`` or ``"whole"``. Expected: a click on the shape outside the spot
+    (``whole & ~part`` at row ``y``, column ``x``) with label 1 for the whole and 0 for the part.
     """
-    for description, masks, scores, target in _mask_cases():
-        got = call_student(student_fn, masks.clone(), scores.clone(), target.clone())
-        if not (isinstance(got, tuple) and len(got) == 3):
-            raise CheckFailed(f"{description}: return a tuple (best_mask, index, true_iou), got {type(got).__name__}")
-        best, index, iou = got
-        expected_mask, expected_index = select_best_mask(masks[None], scores[None])
-        expected_index = int(expected_index)
-        if int(index) != expected_index:
-            hint = " (that is the lowest: use argmax)" if int(index) == int(scores.argmin()) else ""
-            raise CheckFailed(f"{description}: picked mask {int(index)}{hint}, expected mask {expected_index}, "
-                              f"the highest predicted IoU {scores[expected_index]:.2f}")
-        if not isinstance(best, torch.Tensor) or not torch.equal(best.bool(), expected_mask[0]):
-            raise CheckFailed(f"{description}: best_mask must be masks[{expected_index}]")
-        true_iou = float(paired_iou(expected_mask[0], target))
-        picked = masks[expected_index]
-        if abs(float(iou) - true_iou) > 1e-5:
-            inter = float((picked & target).sum())
-            hints = {inter / max(float(target.sum()), 1): "you divided by the target's area: divide by the union",
-                     inter / max(float(picked.sum()), 1): "you divided by the mask's area: divide by the union",
-                     float(scores[expected_index]): "that is the predicted IoU: compare the mask with the target"}
-            hint = next((h for v, h in hints.items() if abs(float(iou) - v) < 1e-5), "IoU = |A & B| / |A | B|")
-            raise CheckFailed(f"{description}: true IoU {float(iou):.4f}, expected {true_iou:.4f}; {hint}.")
-    passed("best_mask: picks the highest predicted IoU and measures the true IoU on 3 cases")
+    cases = _nested_cases()
+    for description, part, whole in cases:
+        for want in ("whole", "part"):
+            got = call_student(student_fn, part.clone(), whole.clone(), want)
+            if not (isinstance(got, (tuple, list)) and len(got) == 3):
+                raise CheckFailed(f"{description}, want={want!r}: return (x, y, label), got {got!r}")
+            try:
+                x, y, label = (int(v) for v in got)
+            except (TypeError, ValueError):
+                raise CheckFailed(f"{description}, want={want!r}: x, y and label must be ints, got {got!r}") from None
+            right_place = 0 <= x < whole.shape[1] and 0 <= y < whole.shape[0] and bool((whole & ~part)[y, x])
+            if not right_place or label != int(want == "whole"):
+                raise CheckFailed(f"{description}, want={want!r}: the click (x={x}, y={y}, label={label}) does "
+                                  f"not resolve it: {_click_hint(x, y, label, part, whole, want)}.")
+    passed(f"disambiguating_click: {2 * len(cases)} cases resolved by one click on the shape outside the spot")

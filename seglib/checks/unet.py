@@ -1,29 +1,20 @@
-"""Checks of notebook 03's exercises: the U-Net decoder block and the receptive field of dilated convolutions."""
+"""Checks of notebook 03's exercises: the U-Net decoder block and the input offsets a dilated stack reads."""
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seglib.checks.core import CheckFailed, assert_close, call_student, passed, student_check
-from seglib.models.deeplab import dilated_stack
 from seglib.models.unet import DecoderBlock
-from seglib.ops.receptive_field import empirical_receptive_field
 
-__all__ = ["RECEPTIVE_FIELD_CASES", "check_decoder_block", "check_receptive_field"]
+__all__ = ["OFFSET_CASES", "check_decoder_block", "check_reached_offsets"]
 
-#: ``(kernel_sizes, dilations)`` stacks the receptive-field check asks about.
-RECEPTIVE_FIELD_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
-    ((3,), (1,)),
-    ((3, 3, 3), (1, 1, 1)),
-    ((3, 3), (2, 2)),
-    ((3, 3, 3), (1, 2, 4)),
-    ((5, 3), (1, 3)),
-    ((1, 3, 3), (4, 2, 1)),
-    ((3, 3, 3, 3), (1, 2, 4, 8)),
-)
+#: Dilations of the stacks of 3-tap convolutions that the offsets check asks about.
+OFFSET_CASES: tuple[tuple[int, ...], ...] = ((1,), (2,), (1, 1), (2, 2, 2), (1, 2, 3), (1, 2, 5), (3, 3), (4, 1))
 
 _IN, _SKIP, _OUT = 24, 12, 12
 
@@ -104,36 +95,48 @@ def check_decoder_block(student_cls: Callable[..., nn.Module]) -> None:
            "same outputs as the reference")
 
 
-def _rf_hint(kernel_sizes: Sequence[int], dilations: Sequence[int], got: object) -> str:
-    guesses = {
-        "you ignored the dilation": 1 + sum(k - 1 for k in kernel_sizes),
-        "you forgot the '+ 1' for the centre pixel": sum((k - 1) * d for k, d in zip(kernel_sizes, dilations)),
-        "you added k * d per layer instead of (k - 1) * d": 1 + sum(k * d for k, d in zip(kernel_sizes, dilations)),
-        "you used the span of one layer only": max((k - 1) * d + 1 for k, d in zip(kernel_sizes, dilations)),
-    }
-    for reason, value in guesses.items():
-        if got == value:
-            return f" ({reason})"
-    return ""
+def measured_offsets(dilations: Sequence[int]) -> list[int]:
+    """Offsets a stack of 3-tap convolutions with ``dilations`` reads, found by pushing a single 1 through it."""
+    reach = sum(dilations)
+    signal = torch.zeros(1, 1, 2 * reach + 1, dtype=torch.float64)
+    signal[..., reach] = 1.0
+    for d in dilations:  # kernels of ones: nothing cancels, so every offset reached stays non-zero
+        signal = F.conv1d(signal, torch.ones(1, 1, 3, dtype=torch.float64), padding=d, dilation=d)
+    return [i - reach for i in signal[0, 0].nonzero().flatten().tolist()]
+
+
+def _offsets_hint(dilations: Sequence[int], got: list) -> str:
+    reach = sum(dilations)
+    variants = [(list(range(-reach, reach + 1)), "you listed every offset of the receptive field: a dilated kernel "
+                                                  "skips the pixels between its taps"),
+                (sorted({sum(c) for c in _sign_choices(dilations, (-1, 1))}), "you forgot the centre tap: each layer "
+                                                                               "also reads offset 0")]
+    return next((f" It looks like {hint}." for wrong, hint in variants if got == wrong), "")
+
+
+def _sign_choices(dilations: Sequence[int], signs: tuple[int, ...]) -> list[tuple[int, ...]]:
+    choices = [()]
+    for d in dilations:
+        choices = [c + (sign * d,) for c in choices for sign in signs]
+    return choices
 
 
 @student_check
-def check_receptive_field(student_fn: Callable[[Sequence[int], Sequence[int]], int]) -> None:
-    """Check ``student_fn(kernel_sizes, dilations) -> int``: the receptive field of a stride-1 conv stack.
-
-    Each case is compared with the receptive field found empirically, by
-    back-propagating from one output pixel of :func:`dilated_stack`.
-    """
-    for kernel_sizes, dilations in RECEPTIVE_FIELD_CASES:
-        got = call_student(student_fn, list(kernel_sizes), list(dilations))
-        expected, _ = empirical_receptive_field(dilated_stack(kernel_sizes, dilations), input_size=81,
-                                                in_channels=1)
-        if isinstance(got, bool) or not isinstance(got, int):
-            raise CheckFailed(f"receptive_field({list(kernel_sizes)}, {list(dilations)}) must return an int, "
-                              f"got {type(got).__name__}")
-        if got != expected:
-            raise CheckFailed(f"receptive_field({list(kernel_sizes)}, {list(dilations)}) returned {got}, but "
-                              f"back-propagating from one output pixel reaches {expected} input pixels"
-                              f"{_rf_hint(kernel_sizes, dilations, got)}")
-    passed(f"receptive field of {len(RECEPTIVE_FIELD_CASES)} dilated stacks, e.g. kernels 3,3,3,3 with "
-           "dilations 1,2,4,8 see 31 pixels, as back-propagation confirms")
+def check_reached_offsets(student_fn: Callable[[Sequence[int]], list]) -> None:
+    """Check ``student_fn(dilations) -> sorted list of ints``: the input offsets a 1-D stack of
+    3-tap, stride-1 convolutions with these dilations reads (measured by :func:`measured_offsets`)."""
+    for dilations in OFFSET_CASES:
+        got = call_student(student_fn, list(dilations))
+        if isinstance(got, torch.Tensor):
+            got = got.tolist()
+        if not isinstance(got, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in got):
+            raise CheckFailed(f"reached_offsets({list(dilations)}): return a list of ints, got {got!r}")
+        expected = measured_offsets(dilations)
+        if list(got) != expected:
+            hint = " Return them sorted, each once." if sorted(set(got)) == expected else \
+                _offsets_hint(dilations, list(got))
+            raise CheckFailed(f"reached_offsets({list(dilations)}): got {list(got)}, but a 1 pushed through the "
+                              f"stack reaches {expected}.{hint}")
+    gridded, mixed = len(measured_offsets((2, 2, 2))), len(measured_offsets((1, 2, 3)))
+    passed(f"reached_offsets: {len(OFFSET_CASES)} stacks; of the 13 offsets in their field (2, 2, 2) reads "
+           f"{gridded} (gridding), (1, 2, 3) reads {mixed}")

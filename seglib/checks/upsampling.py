@@ -1,7 +1,7 @@
 """Checks for the exercises of the upsampling notebook.
 
 =============================  ===================================================================
-``check_conv_transpose1d(f)``  ``f(x, w, stride)``: transposed convolution of ``x (L,)`` with ``w (k,)``
+``check_taps_per_phase(f)``    ``f(k, stride)``: taps per inner output cell of a transposed convolution, by phase
 ``check_output_sizes(a)``      ``a``: list of ints (or a function returning it), the sizes of ``OUTPUT_SIZE_QUESTIONS``
 ``check_conv_matrix(f)``       ``f(w, n, stride)``: the ``(n_out, n)`` matrix of ``conv1d`` with ``w (k,)``
 =============================  ===================================================================
@@ -36,64 +36,50 @@ def _format(values: torch.Tensor) -> str:
     return "[" + ", ".join(f"{v:g}" for v in values.tolist()) + "]"
 
 
-def _reference_transpose(x: torch.Tensor, w: torch.Tensor, stride: int) -> torch.Tensor:
-    return F.conv_transpose1d(x[None, None], w[None, None], stride=stride)[0, 0]
+def _taps_reference(k: int, stride: int) -> list[int]:
+    """Taps of a kernel of ``k`` ones landing on an inner output cell of each phase, counted by scatter-adding."""
+    ones = torch.ones(4 * (k + stride), dtype=torch.float64)
+    counts = F.conv_transpose1d(ones[None, None], torch.ones(1, 1, k, dtype=torch.float64), stride=stride)[0, 0]
+    inner = 2 * (k + stride) * stride            # an output cell far from both ends, at phase 0
+    return [int(counts[inner + phase]) for phase in range(stride)]
 
 
-def _overwriting_transpose(x: torch.Tensor, w: torch.Tensor, stride: int) -> torch.Tensor:
-    """The usual mistake: each scaled kernel replaces what is already in the output."""
-    out = x.new_zeros((len(x) - 1) * stride + len(w))
-    for i, value in enumerate(x):
-        out[i * stride : i * stride + len(w)] = value * w
-    return out
-
-
-def _transpose_hint(got: torch.Tensor, x: torch.Tensor, w: torch.Tensor, stride: int) -> str:
-    """A sentence on a recognisable mistake, or an empty string."""
-    length = (len(x) - 1) * stride + len(w)
-    if tuple(got.shape) != (length,):
-        return f" The output length is (L-1)*stride + k = ({len(x)}-1)*{stride} + {len(w)} = {length}."
-    got = got.detach().to(torch.float64)
-    if torch.allclose(got, _overwriting_transpose(x, w, stride)):
-        return " Where two scaled kernels overlap, their contributions must be added (+=), not overwritten (=)."
-    if torch.allclose(got, _reference_transpose(x, w.flip(0), stride)):
-        return " Your kernel is reversed: input i adds x[i] * w[t] at output i*stride + t."
-    return ""
-
-
-def _transpose_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
-    """Fixed cases that separate summing from overwriting, then random ones."""
-    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
-    w = torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)
-    cases = [(x, w, stride) for stride in (1, 2, 3, 4)]
-    generator = torch.Generator().manual_seed(6)
-    for length, k, stride in [(1, 3, 2), (4, 2, 2), (5, 3, 2), (4, 4, 3), (6, 1, 2), (3, 5, 1)]:
-        x = torch.randn(length, dtype=torch.float64, generator=generator)
-        w = torch.randn(k, dtype=torch.float64, generator=generator)
-        cases.append((x, w, stride))
-    return cases
+def _taps_hint(k: int, stride: int, got: list) -> str:
+    expected = _taps_reference(k, stride)
+    variants = [
+        ([(k - r) // stride for r in range(stride)], "you rounded down: phase r gets the taps r, r + stride, "
+                                                     "r + 2 stride, ... below k, that is ceil((k - r) / stride)"),
+        ([k // stride] * stride, "every phase got k // stride taps: that holds only when stride divides k"),
+        (expected[::-1], "the phases are reversed: phase 0 is the cell where input i's copy starts"),
+    ]
+    if len(got) != stride:
+        return f" Return one count per phase: {stride} numbers, for o % {stride} = 0 .. {stride - 1}."
+    return next((f" It looks like {hint}." for wrong, hint in variants if got == wrong and wrong != expected), "")
 
 
 @student_check
-def check_conv_transpose1d(student_fn: Callable) -> None:
-    """Check ``student_fn(x, w, stride)``: the transposed convolution of ``x (L,)`` with ``w (k,)``.
+def check_taps_per_phase(student_fn: Callable) -> None:
+    """Check ``student_fn(k, stride)`` -> list of ``stride`` ints for kernels 1-7 and strides 1-4.
 
-    It must return a tensor of shape ``((L-1)*stride + k,)`` equal to
-    ``F.conv_transpose1d(x[None, None], w[None, None], stride=stride)[0, 0]``.
-
-    Raises:
-        CheckFailed: naming the inputs of the first mismatch, the index, what came and what was expected.
+    Entry ``r`` is the number of kernel taps that land on an inner output cell
+    ``o`` with ``o % stride == r`` in a 1-D transposed convolution (the checkerboard's
+    pattern: a 2-D cell gets the product of its row's and its column's counts).
     """
-    cases = _transpose_cases()
-    for x, w, stride in cases:
-        got = call_student(student_fn, x.clone(), w.clone(), stride)
-        name = f"conv_transpose1d(x={_format(x)}, w={_format(w)}, stride={stride})"
-        try:
-            assert_close(name, got, _reference_transpose(x, w, stride))
-        except CheckFailed as exc:
-            hint = _transpose_hint(got, x, w, stride) if isinstance(got, torch.Tensor) else ""
-            raise CheckFailed(f"{exc}.{hint}") from None
-    passed(f"conv_transpose1d matches PyTorch on {len(cases)} inputs (strides 1 to 4, overlaps summed)")
+    first = [(6, 4), (7, 4)]  # these tell the typical mistakes apart, so their hints come first
+    cases = first + [(k, stride) for stride in (1, 2, 3, 4) for k in range(1, 8) if (k, stride) not in first]
+    for k, stride in cases:
+        got = call_student(student_fn, k, stride)
+        if isinstance(got, torch.Tensor):
+            got = got.tolist()
+        if not isinstance(got, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in got):
+            raise CheckFailed(f"taps_per_phase({k}, {stride}): return a list of ints, got {got!r}")
+        expected = _taps_reference(k, stride)
+        if list(got) != expected:
+            raise CheckFailed(f"taps_per_phase(k={k}, stride={stride}): got {list(got)}, expected {expected}."
+                              + _taps_hint(k, stride, list(got)))
+    rule = all((len(set(_taps_reference(k, stride))) == 1) == (k % stride == 0) for k, stride in cases)
+    passed(f"taps_per_phase: {len(cases)} kernels and strides; the counts are equal "
+           + ("exactly when the stride divides k" if rule else "for some k the stride does not divide"))
 
 
 def _question_text(question: dict) -> str:
@@ -200,4 +186,4 @@ def check_conv_matrix(student_fn: Callable) -> None:
     passed(f"conv_matrix is right on {len(cases)} inputs, and C.T @ y is F.conv_transpose1d(y, w, stride)")
 
 
-__all__ = ["OUTPUT_SIZE_QUESTIONS", "check_conv_matrix", "check_conv_transpose1d", "check_output_sizes"]
+__all__ = ["OUTPUT_SIZE_QUESTIONS", "check_conv_matrix", "check_output_sizes", "check_taps_per_phase"]

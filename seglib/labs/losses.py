@@ -53,19 +53,16 @@ from seglib.train import train as train_loop
 from seglib.validation import check_image, check_int, check_label_map
 from seglib.zoo import Recipe, load
 
-#: Scenes of the experiment: 32 x 32 pixels, plain background, one or two circles of 3 to 5 pixels,
-#: pixel noise of standard deviation 0.2.
+#: Scenes of the experiment: 32 x 32 px, plain background, one or two circles of 3 to 5 px, pixel noise 0.2.
 CONFIG = SceneConfig(size=32, min_objects=1, max_objects=2, object_size=(0.1, 0.16), shapes=("circle",),
                      background="plain", noise=0.2)
-#: Class id of the tiny class (the circle).
-FOREGROUND = 1
+FOREGROUND = 1  #: class id of the tiny class (the circle)
 #: The small U-Net every loss trains: three levels, 8 channels at full resolution.
 MODEL_KWARGS = {"num_classes": CONFIG.num_classes, "depth": 3, "base_width": 8}
 BATCH_SIZE = 32
 LEARNING_RATE = 3e-3
 FOCAL_GAMMA = 2.0
-LOSSES = ("ce", "weighted_ce", "dice", "focal", "ce_dice")
-"""Loss names of :func:`train`, in the order of the tables."""
+LOSSES = ("ce", "weighted_ce", "dice", "focal", "ce_dice")  #: loss names of :func:`train`, in table order
 LOSS_TITLES = {"ce": "cross-entropy", "weighted_ce": "weighted CE", "dice": "soft Dice",
                "focal": "focal", "ce_dice": "CE + Dice"}
 #: Training steps of each zoo entry ``loss_<name>``.
@@ -78,8 +75,7 @@ SEEDS = (0, 1, 2)
 CURVE_SCENES = 128
 #: Validation scenes on which :func:`tuned_threshold` picks each model's threshold.
 TUNING_SCENES = 512
-#: Decision thresholds on the circle's probability that :func:`tuned_threshold` tries: 121 steps evenly
-#: spaced in logit from -6 to 6 (0.0025 to 0.9975), fine near 0 and 1 where class weights move the threshold.
+#: Thresholds on p(circle) tried by :func:`tuned_threshold`: 121 even steps in logit from -6 to 6 (0.0025-0.9975).
 THRESHOLDS = tuple(round(1 / (1 + math.exp(-0.1 * k)), 4) for k in range(-60, 61))
 #: A pixel is *undecided* when its circle probability lies in this open interval (see :func:`model_scores`).
 UNDECIDED = (0.05, 0.95)
@@ -116,8 +112,7 @@ def make_loss(name: str, weights: torch.Tensor | Sequence[float] | None = None
               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss ``fn(logits (B,C,H,W), target (B,H,W)) -> scalar`` of :data:`LOSSES` entry ``name``.
 
-    Logits are cast to float32 first, so the loss is computed in full
-    precision under mixed-precision autocast too. Pixels labelled 255 are ignored.
+    Logits are cast to float32 first (full precision under autocast too); pixels labelled 255 are ignored.
 
     Args:
         name: one of :data:`LOSSES`.
@@ -127,16 +122,11 @@ def make_loss(name: str, weights: torch.Tensor | Sequence[float] | None = None
     _check_name(name)
     if weights is not None and name != "weighted_ce":
         raise ValueError(f"weights are for 'weighted_ce' only, got weights for {name!r}")
-    if name == "ce":
-        term = cross_entropy
-    elif name == "weighted_ce":
+    if name == "weighted_ce":
         term = partial(cross_entropy, weight=train_class_weights() if weights is None else weights)
-    elif name == "dice":
-        term = soft_dice_loss
-    elif name == "focal":
-        term = partial(focal_loss, gamma=FOCAL_GAMMA)
     else:
-        term = CombinedLoss({"ce": (cross_entropy, 1.0), "dice": (soft_dice_loss, 1.0)})
+        term = {"ce": cross_entropy, "dice": soft_dice_loss, "focal": partial(focal_loss, gamma=FOCAL_GAMMA),
+                "ce_dice": CombinedLoss({"ce": (cross_entropy, 1.0), "dice": (soft_dice_loss, 1.0)})}[name]
     return lambda logits, target: term(logits.float(), target)
 
 
@@ -149,8 +139,7 @@ ZOO_ENTRIES: dict[str, Recipe] = {
                                       batch_size=BATCH_SIZE, lr=LEARNING_RATE, loss=name, seed=seed)
     for name in LOSSES for seed in SEEDS[1:]
 }
-"""The zoo entries ``loss_<name>``, one per loss (seed 0, with a validation curve), and
-``loss_<name>_seed<k>``, the same recipe from the other :data:`SEEDS` (run by ``make zoo NAME=...``)."""
+"""Zoo entries ``loss_<name>`` (seed 0, with a curve) and ``loss_<name>_seed<k>`` (the other :data:`SEEDS`)."""
 
 
 def seed_entry(name: str, seed: int) -> str:
@@ -446,3 +435,16 @@ def circle_contrast(scenes: SceneBatch) -> torch.Tensor:
     inside = (scenes.images * circle).sum(dim=(2, 3)) / circle.sum(dim=(2, 3)).clamp_min(1)
     outside = (scenes.images * (1 - circle)).sum(dim=(2, 3)) / (1 - circle).sum(dim=(2, 3)).clamp_min(1)
     return (inside - outside).norm(dim=1)
+
+
+
+@lru_cache(maxsize=2)
+def zoo_confusions(n: int = 128) -> tuple[tuple[str, int, torch.Tensor], ...]:
+    """``(loss, seed, confusion matrix (C, C))`` of the 15 zoo networks on ``n`` test scenes (exercise 3's data)."""
+    test = split_scenes("test", CONFIG, n=n)
+
+    def matrix(model: nn.Module) -> torch.Tensor:
+        with eval_mode(model), torch.no_grad():
+            return confusion_matrix(model(test.images).argmax(dim=1), test.semantic, CONFIG.num_classes)
+
+    return tuple((name, seed, matrix(load(seed_entry(name, seed)))) for name in LOSSES for seed in SEEDS)

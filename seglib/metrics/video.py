@@ -48,7 +48,7 @@ def visibility_counts(masks: torch.Tensor, visible: torch.Tensor, targets: torch
         float64 ``(B,)`` tensors: ``j_sum`` and ``visible_frames`` (J summed
         over visible frames and their count), ``hidden_right`` and
         ``hidden_frames`` (hidden frames called hidden, and their count),
-        ``reappear_right`` and ``reappear_frames`` (reappearing frames called
+        ``false_hidden`` (visible frames called hidden), ``reappear_right`` and ``reappear_frames`` (reappearing frames called
         visible, and their count), ``reappear_j_sum``.
     """
     check_masks("masks", masks, "(B, T, H, W)")
@@ -71,6 +71,7 @@ def visibility_counts(masks: torch.Tensor, visible: torch.Tensor, targets: torch
     return {
         "j_sum": (j * shows).sum(1), "visible_frames": shows.sum(1).double(),
         "hidden_right": (~called & ~shows).sum(1).double(), "hidden_frames": (~shows).sum(1).double(),
+        "false_hidden": (~called & shows).sum(1).double(),
         "reappear_right": (called & back).sum(1).double(), "reappear_frames": back.sum(1).double(),
         "reappear_j_sum": (j * back).sum(1),
     }

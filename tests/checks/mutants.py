@@ -34,12 +34,6 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
         ],
     },
     "01_upsampling": {
-        "my_conv_transpose1d": [
-            ("= instead of +=", "] += value * w", "] = value * w"),
-            ("flipped kernel", "] += value * w", "] += value * w.flip(0)"),
-            ("stride ignored", "out[i * stride: i * stride + len(w)]", "out[i: i + len(w)]"),
-            ("one cell short", "* stride + len(w))", "* stride + len(w) - 1)"),
-        ],
         "output_size_answers": [
             ("output_padding forgotten", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 4, 5, 7, 32, 7, 6]"),
             ("dilation ignored", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 4, 7, 7, 32, 8, 4]"),
@@ -53,6 +47,14 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("stride ignored in the rows", "C[o, o * stride: o * stride + len(w)]", "C[o, o: o + len(w)]"),
             ("one row too many", "n_out = (n - len(w)) // stride + 1", "n_out = (n - len(w)) // stride + 2"),
         ],
+        "taps_per_phase": [
+            ("rounded down", "return [len(range(phase, k, stride)) for phase in range(stride)]",
+             "return [(k - phase) // stride for phase in range(stride)]"),
+            ("k // stride everywhere", "return [len(range(phase, k, stride)) for phase in range(stride)]",
+             "return [k // stride] * stride"),
+            ("phases reversed", "for phase in range(stride)]", "for phase in reversed(range(stride))]"),
+            ("one count per tap", "for phase in range(stride)]", "for phase in range(k)]"),
+        ],
     },
     "02_fcn": {
         "linear_to_conv": [
@@ -61,19 +63,17 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("bias not copied", "conv.bias.copy_(linear.bias)", "pass"),
             ("rows and columns swapped", "kernel_size, kernel_size))", "kernel_size, kernel_size).transpose(2, 3))"),
         ],
-        "bilinear_kernel": [
-            ("centre at k / 2", "centre = (size - 1) / 2", "centre = size / 2"),
-            ("size 2f for odd factors too", "size = 2 * factor - factor % 2", "size = 2 * factor"),
-            ("tent scaled by the size", ".abs() / factor", ".abs() / size"),
-            ("weights that sum to one", "return torch.outer(tent, tent)",
-             "return torch.outer(tent, tent) / torch.outer(tent, tent).sum()"),
+        "upsampler_padding": [
+            ("no padding", "return (kernel - factor) // 2", "return 0"),
+            ("the same padding of a stride-1 convolution", "return (kernel - factor) // 2", "return (kernel - 1) // 2"),
+            ("half the factor rounded up", "return (kernel - factor) // 2", "return (factor + 1) // 2"),
+            ("k - factor at each end", "return (kernel - factor) // 2", "return kernel - factor"),
         ],
-        "iou_from_confusion": [
-            ("recall", "return tp / (cm.sum(dim=1) + cm.sum(dim=0) - tp)", "return tp / cm.sum(dim=1)"),
-            ("precision", "return tp / (cm.sum(dim=1) + cm.sum(dim=0) - tp)", "return tp / cm.sum(dim=0)"),
-            ("Dice", "return tp / (cm.sum(dim=1) + cm.sum(dim=0) - tp)",
-             "return 2 * tp / (cm.sum(dim=1) + cm.sum(dim=0))"),
-            ("TP counted twice", "cm.sum(dim=0) - tp)", "cm.sum(dim=0))"),
+        "my_confusion_matrix": [
+            ("rows and columns swapped", "pairs = target[kept] * num_classes + pred[kept]",
+             "pairs = pred[kept] * num_classes + target[kept]"),
+            ("ignored pixels kept", "kept = target != 255", "kept = target >= 0"),
+            ("no minlength", "torch.bincount(pairs, minlength=num_classes ** 2)", "torch.bincount(pairs)"),
         ],
     },
     "03_unet": {
@@ -83,10 +83,12 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("convolutions with a bias", "padding=1, bias=False)", "padding=1)"),
             ("upsampled by a convolution of stride 1", "kernel_size=2, stride=2)", "kernel_size=1, stride=1)"),
         ],
-        "receptive_field": [
-            ("dilation ignored", "(k - 1) * d for", "(k - 1) for"),
-            ("k * d per layer", "(k - 1) * d for", "k * d for"),
-            ("the first pixel forgotten", "return 1 + sum(", "return sum("),
+        "reached_offsets": [
+            ("every offset of the field", "    return sorted(offsets)",
+             "    return list(range(-sum(dilations), sum(dilations) + 1))"),
+            ("centre tap forgotten", "for step in (-d, 0, d)}", "for step in (-d, d)}"),
+            ("one side only", "for step in (-d, 0, d)}", "for step in (0, d)}"),
+            ("dilation ignored", "for step in (-d, 0, d)}", "for step in (-1, 0, 1)}"),
         ],
     },
     "04_losses": {
@@ -102,6 +104,13 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("frequency, not inverse frequency", "counts.sum() / counts.clamp_min(1)", "counts / counts.sum()"),
             ("ignored pixels counted", "labels[labels != 255]", "labels.flatten().clamp(max=num_classes - 1)"),
             ("mean over absent classes too", "weights / weights[present].mean()", "weights / weights.mean()"),
+        ],
+        "trained_with_weighted_ce": [
+            ("comparison reversed", "bool(predicted > true)", "bool(predicted < true)"),
+            ("a constant answer", "return bool(predicted > true)", "return False"),
+            ("recall above one half", "predicted, true = cm[:, small_class].sum(), cm[small_class].sum()",
+             "predicted, true = cm[small_class, small_class], cm[small_class].sum() / 2"),
+            ("the large class", "cm[:, small_class].sum(), cm[small_class].sum()", "cm[:, 0].sum(), cm[0].sum()"),
         ],
     },
     "05_mask_rcnn": {
@@ -141,11 +150,11 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("cos before sin", "[torch.sin(angles), torch.cos(angles)]", "[torch.cos(angles), torch.sin(angles)]"),
             ("x and y swapped", "unit = points / image_size", "unit = points.flip(-1) / image_size"),
         ],
-        "best_mask": [
-            ("lowest predicted IoU", "iou_predictions.argmax()", "iou_predictions.argmin()"),
-            ("predicted IoU returned as the true one", "inter / union if union else 1.0",
-             "float(iou_predictions[index])"),
-            ("always the first mask", "index = int(iou_predictions.argmax())", "index = 0"),
+        "disambiguating_click": [
+            ("x and y swapped", "return int(xs[0]), int(ys[0]), label", "return int(ys[0]), int(xs[0]), label"),
+            ("a click inside the spot", "ring = whole & ~part", "ring = part"),
+            ("labels reversed", 'label = 1 if want == "whole" else 0', 'label = 0 if want == "whole" else 1'),
+            ("always positive", 'label = 1 if want == "whole" else 0', "label = 1"),
         ],
     },
 }

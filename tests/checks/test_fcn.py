@@ -6,8 +6,9 @@ from torch import nn
 
 import seglib.checks
 from seglib.checks import CheckFailed
-from seglib.checks.fcn import check_bilinear_kernel, check_linear_to_conv
-from seglib.models.fcn import bilinear_kernel, conv_from_linear
+from seglib.checks.fcn import check_confusion_matrix, check_linear_to_conv, check_upsampler_padding
+from seglib.metrics import confusion_matrix
+from seglib.models.fcn import conv_from_linear
 
 # --------------------------------------------------------------------------- student versions
 
@@ -40,25 +41,13 @@ def linear_to_conv_stub(linear, in_channels, kernel_size):
     raise NotImplementedError
 
 
-def tent_kernel(factor):
-    size = 2 * factor - factor % 2
-    centre = (size - 1) / 2
-    tent = 1 - (torch.arange(size) - centre).abs() / factor
-    return tent[:, None] * tent[None, :]
-
-
-def tent_kernel_centre_k_half(factor):
-    size = 2 * factor - factor % 2
-    tent = (1 - (torch.arange(size) - size / 2).abs() / factor).clamp_min(0)
-    return tent[:, None] * tent[None, :]
-
-
 # --------------------------------------------------------------------------- tests
 
 
 def test_exported_from_checks():
     assert seglib.checks.check_linear_to_conv is check_linear_to_conv
-    assert seglib.checks.check_bilinear_kernel is check_bilinear_kernel
+    assert seglib.checks.check_upsampler_padding is check_upsampler_padding
+    assert seglib.checks.check_confusion_matrix is check_confusion_matrix
 
 
 @pytest.mark.parametrize("answer", [linear_to_conv, conv_from_linear])
@@ -79,18 +68,21 @@ def test_linear_to_conv_explains_mistakes(answer, message):
         check_linear_to_conv(answer)
 
 
-@pytest.mark.parametrize("answer", [tent_kernel, bilinear_kernel])
-def test_bilinear_kernel_accepts_correct_answers(answer, capsys):
-    check_bilinear_kernel(answer)
-    assert "bilinear_kernel" in capsys.readouterr().out
+def test_upsampler_padding_accepts_the_rule_and_explains_mistakes(capsys):
+    check_upsampler_padding(lambda factor: factor // 2)
+    assert "upsampler_padding: factors 1-8" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"upsampler_padding\(2\) = 0: kernel 4, stride 2 maps 1 cells to 4.*padding crops"):
+        check_upsampler_padding(lambda factor: 0)
+    with pytest.raises(CheckFailed, match=r"2p = k - factor"):
+        check_upsampler_padding(lambda factor: factor - factor % 2)
+    with pytest.raises(CheckFailed, match=r"return an int"):
+        check_upsampler_padding(lambda factor: factor / 2)
 
 
-@pytest.mark.parametrize("answer, message", [
-    (tent_kernel_centre_k_half, r"\(k-1\)/2"),
-    (lambda f: tent_kernel(f)[:-1], "must be \\(k, k\\)"),
-    (lambda f: tent_kernel(f) * 2, "differs from F.interpolate"),
-    (lambda f: tent_kernel(f).tolist(), "return a torch.Tensor"),
-])
-def test_bilinear_kernel_explains_mistakes(answer, message):
-    with pytest.raises(CheckFailed, match=message):
-        check_bilinear_kernel(answer)
+def test_confusion_matrix_accepts_seglib_and_explains_mistakes(capsys):
+    check_confusion_matrix(confusion_matrix)
+    assert "confusion_matrix: 3 cases" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"transpose of the expected one"):
+        check_confusion_matrix(lambda pred, target, c: confusion_matrix(pred, target, c).T)
+    with pytest.raises(CheckFailed, match=r"ignored pixels \(target 255\) were counted"):
+        check_confusion_matrix(lambda pred, target, c: confusion_matrix(pred, target.clamp(max=c - 1), c, None))

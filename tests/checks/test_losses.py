@@ -5,7 +5,6 @@ import torch.nn.functional as F
 import seglib.checks as checks
 from seglib.checks import CheckFailed
 from seglib.losses import class_weights, soft_dice_loss
-from seglib.metrics import iou_per_class
 
 
 def stub(*args):
@@ -43,17 +42,8 @@ def weights_inf_for_absent(labels, num_classes):
     return torch.where(weights == 0, torch.full_like(weights, float("inf")), weights)
 
 
-def iou_as_recall(cm):
-    cm = cm.double()
-    return cm.diagonal() / cm.sum(dim=1)
-
-
-def iou_zero_for_absent(cm):
-    return iou_per_class(cm).nan_to_num(0.0)
-
-
 def test_checks_are_exported():
-    for name in ("check_soft_dice_loss", "check_class_weights", "check_iou_from_confusion"):
+    for name in ("check_soft_dice_loss", "check_class_weights"):
         assert name in checks.__all__ and callable(getattr(checks, name))
 
 
@@ -62,7 +52,6 @@ def test_checks_are_exported():
     [
         (checks.check_soft_dice_loss, soft_dice_loss),
         (checks.check_class_weights, class_weights),
-        (checks.check_iou_from_confusion, iou_per_class),
     ],
 )
 def test_checks_pass_on_the_reference_and_remind_on_a_stub(check, reference, capsys):
@@ -98,13 +87,25 @@ def test_class_weights_check_explains_wrong_answers(wrong, message):
         checks.check_class_weights(wrong)
 
 
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (iou_as_recall, r"expected \[0\.5, 0\.5, 0\.8333\].*TP / row sum \(recall\)"),
-        (iou_zero_for_absent, r"class 1 has no pixel.*return nan.*got 0"),
-    ],
-)
-def test_iou_check_explains_wrong_answers(wrong, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_iou_from_confusion(wrong)
+NETWORKS = [("ce", 0, torch.tensor([[900, 20], [40, 60]])), ("weighted_ce", 0, torch.tensor([[850, 70], [5, 95]])),
+            ("dice", 1, torch.tensor([[905, 15], [35, 65]]))]
+
+
+def test_weighted_ce_detector_passes_the_rule_and_names_the_network_it_got_wrong(capsys):
+    checks.check_weighted_ce_detector(lambda cm, k: bool(cm[:, k].sum() > cm[k].sum()), NETWORKS, 1)
+    assert "3 networks told apart" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"trained with ce \(seed 0\) got True.*predicts the small class on 80 pixels, and 100"):
+        checks.check_weighted_ce_detector(lambda cm, k: True, NETWORKS, 1)
+    with pytest.raises(CheckFailed, match=r"return True or False"):
+        checks.check_weighted_ce_detector(lambda cm, k: "yes", NETWORKS, 1)
+
+    with pytest.raises(ValueError, match="weighted_ce among them"):
+        checks.check_weighted_ce_detector(lambda cm, k: True, NETWORKS[:1], 1)
+
+
+def test_zoo_confusions_cover_the_15_networks():
+    from seglib.labs import losses
+
+    networks = losses.zoo_confusions(n=16)
+    assert [(name, seed) for name, seed, _ in networks] == [(n, s) for n in losses.LOSSES for s in losses.SEEDS]
+    assert all(cm.shape == (2, 2) and int(cm.sum()) == 16 * 32 * 32 for _, _, cm in networks)

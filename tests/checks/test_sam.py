@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from seglib.checks import CheckFailed
-from seglib.checks.sam import check_best_mask, check_fourier_encoding, fourier_encoding_reference
-from seglib.metrics.masks import paired_iou
+from seglib.checks.sam import check_disambiguating_click, check_fourier_encoding, fourier_encoding_reference
 
 
 def test_fourier_reference_passes(capsys):
@@ -37,33 +36,25 @@ def test_fourier_stub_and_wrong_shape():
         check_fourier_encoding(lambda p, g, s: fourier_encoding_reference(p, g, s)[:, :1])
 
 
-def best_mask(masks, iou_predictions, target):
-    index = int(iou_predictions.argmax())
-    return masks[index], index, float(paired_iou(masks[index], target))
+def disambiguating_click(part, whole, want):
+    ys, xs = (whole & ~part).nonzero(as_tuple=True)
+    return int(xs[-1]), int(ys[-1]), int(want == "whole")
 
 
-def test_best_mask_reference_passes(capsys):
-    check_best_mask(best_mask)
-    assert "best_mask" in capsys.readouterr().out
+def test_disambiguating_click_reference_passes(capsys):
+    check_disambiguating_click(disambiguating_click)
+    assert "4 cases resolved" in capsys.readouterr().out
 
 
-def test_best_mask_mistakes_get_hints():
-    def lowest(masks, scores, target):
-        return best_mask(masks, -scores, target)
-
-    def over_target(masks, scores, target):
-        mask, index, _ = best_mask(masks, scores, target)
-        return mask, index, float((mask & target).sum() / target.sum())
-
-    def predicted(masks, scores, target):
-        mask, index, _ = best_mask(masks, scores, target)
-        return mask, index, float(scores[index])
-
-    with pytest.raises(CheckFailed, match="argmax"):
-        check_best_mask(lowest)
-    with pytest.raises(CheckFailed, match="divided by the target"):
-        check_best_mask(over_target)
-    with pytest.raises(CheckFailed, match="predicted IoU"):
-        check_best_mask(predicted)
-    with pytest.raises(CheckFailed, match="return a tuple"):
-        check_best_mask(lambda m, s, t: m[0])
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda part, whole, want: disambiguating_click(part, whole, want)[1::-1] + (int(want == "whole"),),
+     "x and y are swapped"),
+    (lambda part, whole, want: (int(part.nonzero()[0, 1]), int(part.nonzero()[0, 0]), int(want == "whole")),
+     "inside the spot lies in both readings"),
+    (lambda part, whole, want: disambiguating_click(part, whole, want)[:2] + (1,), "must be negative"),
+    (lambda part, whole, want: (0, 0, 1), "on the background says nothing"),
+    (lambda part, whole, want: "x=3, y=4", "return \\(x, y, label\\)"),
+])
+def test_disambiguating_click_mistakes_get_hints(wrong, hint):
+    with pytest.raises(CheckFailed, match=hint):
+        check_disambiguating_click(wrong)

@@ -4,10 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from seglib.checks import CheckFailed, check_decoder_block, check_receptive_field
-from seglib.checks.unet import RECEPTIVE_FIELD_CASES, dilated_stack
-from seglib.ops.receptive_field import empirical_receptive_field
-from seglib.ops.receptive_field import receptive_field
+from seglib.checks import CheckFailed, check_decoder_block, check_reached_offsets
+from seglib.checks.unet import OFFSET_CASES, measured_offsets
 from seglib.models.unet import center_crop
 
 
@@ -77,28 +75,24 @@ def test_decoder_block_mistakes(student, message):
         check_decoder_block(student)
 
 
-def receptive_field_solution(kernel_sizes, dilations):
-    return 1 + sum((k - 1) * d for k, d in zip(kernel_sizes, dilations))
+def reached_offsets(dilations):
+    offsets = {0}
+    for d in dilations:
+        offsets = {o + step for o in offsets for step in (-d, 0, d)}
+    return sorted(offsets)
 
 
-def test_receptive_field_reference_passes(capsys):
-    check_receptive_field(receptive_field_solution)
-    assert "31 pixels" in capsys.readouterr().out
+def test_reached_offsets_reference_passes_and_mistakes_are_explained(capsys):
+    check_reached_offsets(reached_offsets)
+    assert "(2, 2, 2) reads 7 (gridding), (1, 2, 3) reads 13" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"reached_offsets\(\[2\]\): got \[-2, -1, 0, 1, 2\].*skips the pixels"):
+        check_reached_offsets(lambda ds: list(range(-sum(ds), sum(ds) + 1)))
+    with pytest.raises(CheckFailed, match=r"forgot the centre tap"):
+        check_reached_offsets(lambda ds: [o for o in reached_offsets(ds) if o] if len(ds) == 1 else reached_offsets(ds))
+    with pytest.raises(CheckFailed, match=r"sorted, each once"):
+        check_reached_offsets(lambda ds: reached_offsets(ds)[::-1])
 
 
-@pytest.mark.parametrize("student,message", [
-    (lambda ks, ds: 1 + sum(k - 1 for k in ks), "ignored the dilation"),
-    (lambda ks, ds: sum((k - 1) * d for k, d in zip(ks, ds)), r"'\+ 1'"),
-    (lambda ks, ds: float(receptive_field_solution(ks, ds)), "must return an int"),
-])
-def test_receptive_field_mistakes(student, message):
-    with pytest.raises(CheckFailed, match=message):
-        check_receptive_field(student)
-
-
-def test_empirical_field_of_the_cases_matches_the_formula():
-    for kernel_sizes, dilations in RECEPTIVE_FIELD_CASES:
-        stack = dilated_stack(kernel_sizes, dilations)
-        expected = receptive_field_solution(kernel_sizes, dilations)
-        assert empirical_receptive_field(stack, 81, in_channels=1) == (expected, expected)
-        assert receptive_field(stack)[0] == expected
+def test_measured_offsets_match_the_set_of_sums():
+    for dilations in OFFSET_CASES:
+        assert measured_offsets(dilations) == reached_offsets(dilations)

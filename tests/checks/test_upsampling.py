@@ -10,39 +10,12 @@ from seglib.checks import CheckFailed
 from seglib.checks.upsampling import (
     OUTPUT_SIZE_QUESTIONS,
     check_conv_matrix,
-    check_conv_transpose1d,
     check_output_sizes,
+    check_taps_per_phase,
 )
 from seglib.ops.upsampling import conv_output_size, conv_transpose_output_size
 
 # --------------------------------------------------------------------------- student versions
-
-
-def conv_transpose1d(x, w, stride):
-    """A correct student answer: scatter-add of the scaled kernel."""
-    out = torch.zeros((len(x) - 1) * stride + len(w), dtype=x.dtype)
-    for i in range(len(x)):
-        out[i * stride : i * stride + len(w)] += x[i] * w
-    return out
-
-
-def conv_transpose1d_overwriting(x, w, stride):
-    out = torch.zeros((len(x) - 1) * stride + len(w), dtype=x.dtype)
-    for i in range(len(x)):
-        out[i * stride : i * stride + len(w)] = x[i] * w
-    return out
-
-
-def conv_transpose1d_flipped(x, w, stride):
-    return conv_transpose1d(x, w.flip(0), stride)
-
-
-def conv_transpose1d_too_short(x, w, stride):
-    return conv_transpose1d(x, w, stride)[:-1]
-
-
-def conv_transpose1d_stub(x, w, stride):
-    raise NotImplementedError("Exercise: scatter-add each scaled kernel into the output")
 
 
 def conv_matrix(w, n, stride):
@@ -81,42 +54,32 @@ def reference_answers() -> list[int]:
     return answers
 
 
-# --------------------------------------------------------------------------- check_conv_transpose1d
+# --------------------------------------------------------------------------- check_taps_per_phase
 
 
-def test_conv_transpose1d_reference_passes(capsys):
-    check_conv_transpose1d(conv_transpose1d)
-    assert "conv_transpose1d matches PyTorch" in capsys.readouterr().out
+def taps_per_phase(k, stride):
+    return [len(range(phase, k, stride)) for phase in range(stride)]
 
 
-def test_conv_transpose1d_stub_gives_a_reminder():
-    with pytest.raises(CheckFailed, match=r"conv_transpose1d_stub is not implemented yet \(Exercise: scatter-add"):
-        check_conv_transpose1d(conv_transpose1d_stub)
+def test_taps_per_phase_reference_passes(capsys):
+    check_taps_per_phase(taps_per_phase)
+    assert "taps_per_phase: 28 kernels and strides" in capsys.readouterr().out
 
 
-def test_conv_transpose1d_overwriting_overlaps_is_explained():
-    with pytest.raises(CheckFailed) as info:
-        check_conv_transpose1d(conv_transpose1d_overwriting)
-    message = str(info.value)
-    assert "conv_transpose1d(x=[1, 2, 3], w=[1, 10, 100], stride=1)" in message
-    assert "first at index (1,): got 2, expected 12" in message
-    assert "must be added (+=), not overwritten (=)" in message
+def test_taps_per_phase_stub_and_mistakes_are_explained():
+    def stub(k, stride):
+        raise NotImplementedError("Exercise: count the taps")
 
-
-def test_conv_transpose1d_flipped_kernel_is_explained():
-    with pytest.raises(CheckFailed, match=r"stride=1\).*got 100, expected 1.*Your kernel is reversed"):
-        check_conv_transpose1d(conv_transpose1d_flipped)
-
-
-def test_conv_transpose1d_wrong_length_is_explained():
-    expected = r"expected shape \(5,\), got \(4,\)\. The output length is \(L-1\)\*stride \+ k = \(3-1\)\*1 \+ 3 = 5"
-    with pytest.raises(CheckFailed, match=expected):
-        check_conv_transpose1d(conv_transpose1d_too_short)
-
-
-def test_conv_transpose1d_non_tensor_result():
-    with pytest.raises(CheckFailed, match=r"expected a torch.Tensor, got list"):
-        check_conv_transpose1d(lambda x, w, stride: conv_transpose1d(x, w, stride).tolist())
+    with pytest.raises(CheckFailed, match=r"stub is not implemented yet \(Exercise: count the taps\)"):
+        check_taps_per_phase(stub)
+    with pytest.raises(CheckFailed, match=r"k=6, stride=4\): got \[1, 1, 1, 0\], expected \[2, 2, 1, 1\].*rounded down"):
+        check_taps_per_phase(lambda k, stride: [(k - r) // stride for r in range(stride)])
+    with pytest.raises(CheckFailed, match=r"stride divides k"):
+        check_taps_per_phase(lambda k, stride: [k // stride] * stride)
+    with pytest.raises(CheckFailed, match=r"one count per phase"):
+        check_taps_per_phase(lambda k, stride: taps_per_phase(k, stride) + [0])
+    with pytest.raises(CheckFailed, match=r"return a list of ints"):
+        check_taps_per_phase(lambda k, stride: "2, 1")
 
 
 # --------------------------------------------------------------------------- check_output_sizes
@@ -209,7 +172,7 @@ def test_conv_matrix_mistakes_are_explained(student, match):
 
 
 def test_checks_are_exported_from_the_package():
-    assert seglib.checks.check_conv_transpose1d is check_conv_transpose1d
+    assert seglib.checks.check_taps_per_phase is check_taps_per_phase
     assert seglib.checks.check_output_sizes is check_output_sizes
     assert seglib.checks.check_conv_matrix is check_conv_matrix
     assert seglib.checks.OUTPUT_SIZE_QUESTIONS is OUTPUT_SIZE_QUESTIONS

@@ -13,9 +13,11 @@ other frame is segmented from what the model remembers:
   pointer, then an MLP) before the embedding goes to the mask decoder, which
   then needs no prompt;
 * an **occlusion head** reads a learned *object-score token* that passes
-  through the decoder with the prompt tokens and says whether the object is
-  visible at all; when it says "hidden" the mask is empty and the memory
-  stores a "no object" embedding instead of a mask.
+  through the decoder with the prompt tokens, together with three numbers
+  of the decoder's mask (:func:`presence_features`: its peak logit, its soft
+  area and its predicted IoU), and says whether the object is visible at
+  all; when it says "hidden" the mask is empty and the memory stores a "no
+  object" embedding instead of a mask.
 
 :class:`VideoSam` wraps a trained :class:`~seglib.models.promptable.SmallSam`
 (the weights of the image encoder and prompt encoder stay fixed in training,
@@ -47,6 +49,23 @@ from seglib.models.promptable.model import SmallSam, build_small_sam
 
 HIDDEN_LOGIT = -20.0
 """Mask logit of every pixel of a frame the occlusion head calls hidden (SAM 2 uses -1024)."""
+
+
+PRESENCE_FEATURES = 3
+"""Numbers of :func:`presence_features` that the occlusion head reads besides the object-score token."""
+
+
+def presence_features(raw_logits: torch.Tensor, predicted_iou: torch.Tensor) -> torch.Tensor:
+    """What the decoder's own mask says about the object's presence, detached: float ``(B, 3)``.
+
+    The peak logit / 10, ``log(1 + soft area in pixels)`` / 5 and the predicted
+    IoU, from ``raw_logits`` ``(B, H, W)`` and ``predicted_iou`` ``(B,)``. A mask
+    that is weak everywhere hints that the object is gone; the head learns how
+    much to trust the hint (the gradient of its loss does not reach the mask).
+    """
+    raw = raw_logits.detach().flatten(1)
+    soft_area = torch.sigmoid(raw).sum(dim=1)
+    return torch.stack([raw.max(dim=1).values / 10, torch.log1p(soft_area) / 5, predicted_iou.detach()], dim=1)
 
 
 class MemoryEncoder(nn.Module):
@@ -155,7 +174,7 @@ class VideoSam(nn.Module):
         self.prompted_code = nn.Parameter(torch.zeros(1, 1, dim))      # marks memories of prompted frames
         self.age_code = nn.Parameter(torch.zeros(max_age + 1, 1, dim))
         self.object_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.object_head = MLP(dim, dim, 1, 3)
+        self.object_head = MLP(dim + PRESENCE_FEATURES, dim, 1, 3)
         self.pointer_proj = MLP(dim, dim, dim, 2)
         for p in (self.no_memory, self.no_object, self.prompted_code, self.age_code, self.object_token):
             nn.init.normal_(p, std=0.02)
@@ -220,10 +239,10 @@ class VideoSam(nn.Module):
         sparse, dense = self.sam.prompt_encoder(points, labels)
         sparse = torch.cat([sparse, self.object_token.expand(batch, -1, -1)], dim=1)
         conditioned = self.condition(embedding, bank)
-        masks, _, tokens = self.sam.mask_decoder(conditioned, self.sam.prompt_encoder.get_dense_pe(), sparse, dense,
-                                                 features.high_res, return_tokens=True)
+        masks, iou, tokens = self.sam.mask_decoder(conditioned, self.sam.prompt_encoder.get_dense_pe(), sparse, dense,
+                                                   features.high_res, return_tokens=True)
         raw = masks[:, 0]
-        score = self.object_head(tokens[:, -1]).squeeze(-1)
+        score = self.object_head(torch.cat([tokens[:, -1], presence_features(raw, iou[:, 0])], dim=1)).squeeze(-1)
         visible = (score > 0).view(-1, 1, 1)
         logits = torch.where(visible, raw, torch.full_like(raw, HIDDEN_LOGIT))
         probs = torch.sigmoid(logits.detach())[:, None]
