@@ -373,3 +373,13 @@ def correction_gains(before: Track, correction: Correction, clips: list[VideoCli
         out["gain"].append(float(later.mean()) if len(later) else 0.0)
         out["clicked_gain"].append(float(change[clip, t]))
     return {key: torch.tensor(values, dtype=torch.float64) for key, values in out.items()}
+
+
+def correction_estimates(gains: dict[str, torch.Tensor], resamples: int = 1000) -> dict[str, Estimate]:
+    """Mean change of J on the clicked frame (``"clicked"``) and on the frames after it (``"later"``),
+    over the clicked clips of :func:`correction_gains`, with 95 % bootstrap intervals over those clips."""
+    out = {}
+    for key, values in (("clicked", gains["clicked_gain"]), ("later", gains["gain"])):
+        low, high = bootstrap_interval(lambda index, v=values: float(v[index].mean()), len(values), resamples=resamples)
+        out[key] = Estimate(float(values.mean()), low, high)
+    return out

@@ -167,3 +167,13 @@ def test_trackers_validate(model):
         track_memory(model, frames[0], good)
     with pytest.raises(ValueError, match="method"):
         track_prompts(model.sam, frames, good[:, None].expand(-1, 3, -1, -1), "memory")
+
+
+def test_correction_estimates_average_over_the_clicked_clips():
+    from seglib.tracking import correction_estimates
+
+    gains = {"clicked_gain": torch.tensor([0.2, 0.4, 0.6], dtype=torch.float64),
+             "gain": torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)}
+    change = correction_estimates(gains, resamples=200)
+    assert change["clicked"].value == pytest.approx(0.4) and 0.2 <= change["clicked"].low <= 0.4 <= change["clicked"].high
+    assert change["later"].value == 0.0 and change["later"].low == change["later"].high == 0.0

@@ -1,4 +1,4 @@
-"""Checks of the loss exercises: soft Dice loss, class weights, and telling weighted cross-entropy from a confusion matrix."""
+"""Checks of the loss exercises: soft Dice loss, class weights, which loss trained a network."""
 
 from __future__ import annotations
 

@@ -194,6 +194,8 @@ def check_match_predictions(student_fn: Callable) -> None:
         ("a false positive on the background", _masks([(10, 0, 16, 6)]), torch.tensor([0.95]), gt),
         ("a prediction above the threshold with two objects (IoU 0.875 and 1)", _masks([(0, 0, 8, 7)]),
          torch.tensor([0.8]), nested),
+        ("two predictions whose best object is the same: the second takes its next best (IoU 0.857)",
+         _masks([(0, 0, 8, 8), (0, 0, 8, 7)]), torch.tensor([0.9, 0.8]), _masks([(0, 0, 8, 8), (0, 0, 8, 6)])),
     ]
     for description, pred, scores, truth in cases:
         got = call_student(student_fn, pred.clone(), scores.clone(), truth.clone(), 0.5)
@@ -217,6 +219,9 @@ def check_match_predictions(student_fn: Callable) -> None:
                 hint = " A match needs IoU >= threshold, not > threshold."
             elif "two objects" in description:
                 hint = " Take the unmatched object of highest IoU, not the first one above the threshold."
+            elif "next best" in description:
+                hint = (" When a prediction's best object is taken, it takes its best *unmatched* object "
+                        "if that IoU is high enough.")
             raise CheckFailed(f"match_predictions for {description}: got {got_list}, "
                               f"expected {expected.tolist()}.{hint}")
     passed(f"match_predictions: {len(cases)} cases matched like COCO's greedy rule")

@@ -72,14 +72,14 @@ def _largest_shift_reference(width: int, threshold: float) -> int:
 
 
 def _shift_hint(width: int, threshold: float, got) -> str:
-    variants = [
-        (int(width * (1 - threshold)), "you kept threshold x width of overlap; IoU divides the overlap "
-                                       "(w - d) by the union (w + d), not by w"),
-        (_largest_shift_reference(width, threshold) + 1, "that shift is one too far: its IoU is below the threshold"),
-        (round(width * (1 - threshold) / (1 + threshold)), "you rounded: the shift must not pass the threshold, "
-                                                            "take the floor"),
-    ]
-    return next((f" It looks like {hint}." for wrong, hint in variants if got == wrong), "")
+    expected = _largest_shift_reference(width, threshold)
+    if got == expected + 1:
+        return (" That shift is one too far: its IoU is below the threshold. Rounding to the nearest pixel "
+                "(or up) does this; take the floor.")
+    if got == int(width * (1 - threshold)):
+        return (" It looks like you kept threshold x width of overlap; IoU divides the overlap (w - d) by the "
+                "union (w + d), not by w.")
+    return ""
 
 
 @student_check

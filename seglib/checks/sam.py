@@ -1,4 +1,4 @@
-"""Checks of the Segment Anything exercises: the Fourier encoding of a point, the click that resolves an ambiguous one."""
+"""Checks of the Segment Anything exercises: a point's Fourier encoding, the click that resolves an ambiguous one."""
 
 from __future__ import annotations
 
