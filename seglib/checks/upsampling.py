@@ -20,12 +20,12 @@ from seglib.ops.upsampling import conv_matrix, conv_output_size, conv_transpose_
 OUTPUT_SIZE_QUESTIONS: list[dict] = [
     dict(kind="conv", n=5, k=3, s=1, p=0, d=1, output_padding=0),
     dict(kind="conv", n=32, k=3, s=1, p=1, d=1, output_padding=0),
-    dict(kind="conv", n=7, k=3, s=2, p=1, d=1, output_padding=0),
-    dict(kind="conv", n=8, k=3, s=2, p=1, d=1, output_padding=0),
+    dict(kind="conv", n=11, k=3, s=2, p=1, d=1, output_padding=0),
+    dict(kind="conv", n=12, k=3, s=2, p=1, d=1, output_padding=0),
     dict(kind="conv", n=9, k=3, s=1, p=0, d=2, output_padding=0),
     dict(kind="transposed", n=3, k=3, s=2, p=0, d=1, output_padding=0),
     dict(kind="transposed", n=16, k=4, s=2, p=1, d=1, output_padding=0),
-    dict(kind="transposed", n=4, k=3, s=2, p=1, d=1, output_padding=1),
+    dict(kind="transposed", n=6, k=3, s=2, p=1, d=1, output_padding=1),
     dict(kind="transposed", n=2, k=3, s=1, p=0, d=2, output_padding=0),
 ]
 """Layer settings of the output-size quiz: input size ``n``, kernel ``k``, stride ``s``,

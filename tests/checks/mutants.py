@@ -35,11 +35,11 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
     },
     "01_upsampling": {
         "output_size_answers": [
-            ("output_padding forgotten", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 4, 5, 7, 32, 7, 6]"),
-            ("dilation ignored", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 4, 7, 7, 32, 8, 4]"),
-            ("rounded up", "[3, 32, 4, 4, 5, 7, 32, 8, 6]", "[3, 32, 4, 5, 5, 7, 32, 8, 6]"),
-            ("convolution formula for a transposed one", "[3, 32, 4, 4, 5, 7, 32, 8, 6]",
-             "[3, 32, 4, 4, 5, 1, 8, 2, 0]"),
+            ("output_padding forgotten", "[3, 32, 6, 6, 5, 7, 32, 12, 6]", "[3, 32, 6, 6, 5, 7, 32, 11, 6]"),
+            ("dilation ignored", "[3, 32, 6, 6, 5, 7, 32, 12, 6]", "[3, 32, 6, 6, 7, 7, 32, 12, 4]"),
+            ("rounded up", "[3, 32, 6, 6, 5, 7, 32, 12, 6]", "[3, 32, 6, 7, 5, 7, 32, 12, 6]"),
+            ("convolution formula for a transposed one", "[3, 32, 6, 6, 5, 7, 32, 12, 6]",
+             "[3, 32, 6, 6, 5, 1, 8, 3, 0]"),
         ],
         "my_conv_matrix": [
             ("transposed matrix", "    return C", "    return C.T"),

@@ -99,15 +99,15 @@ def test_output_sizes_reference_passes(capsys):
 
 def test_output_sizes_off_by_one_is_explained_with_the_numbers():
     answers = reference_answers()
-    answers[2] += 1  # conv n=7, k=3, s=2, p=1: forgetting the floor
+    answers[2] += 1  # conv n=11, k=3, s=2, p=1: one too many
     answers[5] -= 1  # transposed n=3, k=3, s=2
     with pytest.raises(CheckFailed) as info:
         check_output_sizes(answers)
     message = str(info.value)
     assert message.startswith(f"{len(OUTPUT_SIZE_QUESTIONS) - 2} of {len(OUTPUT_SIZE_QUESTIONS)} right.")
     assert (
-        "question 3 (convolution with n=7, k=3, s=2, p=1, d=1): you said 5, the output size is "
-        "floor((n + 2p - d(k-1) - 1) / s) + 1 = floor((7 + 2*1 - 1*(3-1) - 1) / 2) + 1 = floor(6 / 2) + 1 = 4"
+        "question 3 (convolution with n=11, k=3, s=2, p=1, d=1): you said 7, the output size is "
+        "floor((n + 2p - d(k-1) - 1) / s) + 1 = floor((11 + 2*1 - 1*(3-1) - 1) / 2) + 1 = floor(10 / 2) + 1 = 6"
     ) in message
     assert "question 6 (transposed convolution with n=3, k=3, s=2, p=0, d=1, output_padding=0): you said 6" in message
     assert "(3-1)*2 - 2*0 + 1*(3-1) + 0 + 1 = 7" in message
