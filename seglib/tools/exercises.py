@@ -14,8 +14,9 @@ line, at the indentation of the ``### BEGIN SOLUTION`` marker::
         raise NotImplementedError("Exercise: complete conv_transpose1d()")
 
 Text after the marker (``### BEGIN SOLUTION scatter-add each kernel``) replaces
-the default hint. In markdown cells the block becomes a placeholder for the
-student's answer. Lines between ``### BEGIN HIDDEN TESTS`` and
+the default hint. In markdown cells (where the markers may sit in HTML comments,
+``<!-- ### BEGIN SOLUTION -->``, so that the slide does not show them) the block
+becomes a placeholder for the student's answer. Lines between ``### BEGIN HIDDEN TESTS`` and
 ``### END HIDDEN TESTS`` are removed (a cell left empty is dropped). Outputs,
 execution counts, run timings and saved widget state are cleared, a note at the top says
 that this is the student version, and the Open-in-Colab badge points at the
@@ -92,7 +93,7 @@ def find_blocks(source: str, where: str = "cell") -> list[Block]:
     begins = {BEGIN_SOLUTION: "solution", BEGIN_HIDDEN: "hidden"}
     ends = {END_SOLUTION: "solution", END_HIDDEN: "hidden"}
     for number, line in enumerate(source.splitlines()):
-        text = line.strip()
+        text = _unwrap_comment(line.strip())
         begin = next((kind for marker, kind in begins.items() if _is_marker(text, marker)), None)
         end = next((kind for marker, kind in ends.items() if text == marker), None)
         if begin is not None:
@@ -117,6 +118,13 @@ def find_blocks(source: str, where: str = "cell") -> list[Block]:
             f"expected {END_SOLUTION if open_kind == 'solution' else END_HIDDEN!r}"
         )
     return blocks
+
+
+def _unwrap_comment(text: str) -> str:
+    """``text`` without an enclosing HTML comment: a markdown cell writes ``<!-- ### BEGIN SOLUTION -->``."""
+    if text.startswith("<!--") and text.endswith("-->"):
+        return text[4:-3].strip()
+    return text
 
 
 def _is_marker(text: str, marker: str) -> bool:
@@ -214,16 +222,22 @@ def colab_url(path: str, branch: str = "main") -> str:
     return f"{COLAB_PREFIX}{branch}/{path}"
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 piece"``, ``"3 pieces"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def note_cell(source_path: str, code: int, answers: int) -> nbformat.NotebookNode:
     """The first cell of a student version: what is left to the student, where the notebook came from."""
     parts = []
     if code:
         parts.append(
-            f"{code} piece(s) of code to write: each raises `NotImplementedError` until you replace that "
+            f"{_count(code, 'piece')} of code to write: each raises `NotImplementedError` until you replace that "
             "line with your code, and the check cell after it tells you whether your answer is right"
         )
     if answers:
-        parts.append(f"{answers} answer(s) to write where it says {MARKDOWN_PLACEHOLDER}")
+        parts.append(f"{_count(answers, 'written answer')} to give in the cell that says "
+                     f"“{MARKDOWN_PLACEHOLDER.strip('*')}” (graded by your instructor)")
     what = ("The exercises are left for you: " + "; ".join(parts) + ".") if parts else "This notebook has no exercises."
     cell = nbformat.v4.new_markdown_cell(
         f"> **Student version.** {what} Generated from `{source_path}` (the instructor "

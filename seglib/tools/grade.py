@@ -18,6 +18,13 @@ Commands, from the repository root (``make grade SUBMISSIONS=dir`` runs the last
     python -m seglib.tools.grade release             # nbgrader generate_assignment, every notebook
     python -m seglib.tools.grade grade DIR           # release, collect DIR/<student>/<NN_name>.ipynb,
                                                      # autograde, generate_feedback, write grades.csv
+    python -m seglib.tools.grade csv                 # grades.csv again, after grading written answers
+
+Written answers (a markdown cell that is an nbgrader solution *and* grade
+cell, its model answer and marking scheme between ``<!-- ### BEGIN SOLUTION -->``
+and ``<!-- ### END SOLUTION -->``) are graded by hand in nbgrader's formgrader
+(``nbgrader formgrade`` in the course directory, or the Formgrader tab of
+JupyterLab); until then their ``points`` are empty and ``needs_manual_grade`` is True.
 
 Grading is fast because the autograder runs only what the exercises need:
 the setup cell, the cells tagged ``grading-context``, the solution cells and
@@ -47,7 +54,7 @@ COURSE_ID = "image-segmentation"
 GRADING_CONTEXT_TAG = "grading-context"
 """Tag of a code cell that the exercises need besides the setup cell (e.g. data they use)."""
 
-CSV_COLUMNS = ("student", "assignment", "exercise", "points", "max_points")
+CSV_COLUMNS = ("student", "assignment", "exercise", "points", "max_points", "needs_manual_grade")
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 CONFIG = '''\
@@ -61,6 +68,12 @@ c.GenerateAssignment.preprocessors = grade.release_preprocessors()
 c.Autograde.autograde_preprocessors = grade.autograde_preprocessors()
 c.Execute.timeout = 300
 '''
+
+
+def is_written_answer(cell: nbformat.NotebookNode) -> bool:
+    """True for a manually graded written answer: a markdown cell that is both nbgrader solution and grade."""
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "markdown" and bool(meta.get("solution") and meta.get("grade"))
 
 
 def is_graded(cell: nbformat.NotebookNode) -> bool:
@@ -226,7 +239,11 @@ def collect(submissions: Path, root: Path = COURSE_DIR, assignments: list[str] |
 
 
 def scores(root: Path = COURSE_DIR) -> list[dict]:
-    """One row per student, assignment and graded cell of the gradebook (see :data:`CSV_COLUMNS`), in notebook order."""
+    """One row per student, assignment and graded cell of the gradebook (see :data:`CSV_COLUMNS`), in notebook order.
+
+    A written answer that no one has graded yet has ``points`` ``None`` and
+    ``needs_manual_grade`` True (an untouched one gets 0 points automatically).
+    """
     root = Path(root).resolve()
     order = {}
     for path in sorted((root / "source").glob("*/*.ipynb")):
@@ -239,9 +256,10 @@ def scores(root: Path = COURSE_DIR) -> list[dict]:
             for submission in assignment.submissions:
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
+                        pending = grade.manual_score is None and grade.auto_score is None
                         rows.append({"student": submission.student.id, "assignment": assignment.name,
-                                     "exercise": grade.name, "points": float(grade.score),
-                                     "max_points": float(grade.max_score)})
+                                     "exercise": grade.name, "points": None if pending else float(grade.score),
+                                     "max_points": float(grade.max_score), "needs_manual_grade": pending})
     return sorted(rows, key=lambda r: (r["student"], order.get((r["assignment"], r["exercise"]), len(order))))
 
 
@@ -253,6 +271,15 @@ def grade(submissions: Path, root: Path = COURSE_DIR, notebooks: list[Path] | No
     nbgrader(root, "autograde", "*")
     if feedback:
         nbgrader(root, "generate_feedback", "*")
+    return write_csv(root)
+
+
+def write_csv(root: Path = COURSE_DIR) -> Path:
+    """Write ``grades.csv`` from the gradebook (again after written answers were graded); return its path."""
+    root = Path(root).resolve()
+    if not (root / "gradebook.db").is_file():
+        raise ValueError(f"root must be a course directory that has been graded, got {str(root)!r} "
+                         "(no gradebook.db there: run the grade command first)")
     path = root / "grades.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
@@ -268,10 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("release", help="nbgrader generate_assignment on every notebook")
     grading = commands.add_parser("grade", help="release, collect, autograde, feedback, grades.csv")
     grading.add_argument("submissions", type=Path, help="folder of <student>/<NN_name>.ipynb")
+    commands.add_parser("csv", help="rewrite grades.csv from the gradebook (after grading written answers)")
     args = parser.parse_args(argv)
     if args.command == "release":
         names = release(args.course)
         print(f"released {len(names)} assignments to {args.course / 'release'}")
+    elif args.command == "csv":
+        print(f"grades written to {write_csv(args.course)}")
     else:
         print(f"grades written to {grade(args.submissions, args.course)}")
     return 0

@@ -111,6 +111,10 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("recall above one half", "predicted, true = cm[:, small_class].sum(), cm[small_class].sum()",
              "predicted, true = cm[small_class, small_class], cm[small_class].sum() / 2"),
             ("the large class", "cm[:, small_class].sum(), cm[small_class].sum()", "cm[:, 0].sum(), cm[0].sum()"),
+            ("recall above 0.9", "return bool(predicted > true)",
+             "return bool(cm[small_class, small_class] > 0.9 * true)"),
+            ("precision below one half", "return bool(predicted > true)",
+             "return bool(cm[small_class, small_class] < 0.5 * predicted)"),
         ],
     },
     "05_mask_rcnn": {
@@ -164,10 +168,11 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
 
 
 def solution_sources(notebook: str) -> dict[str, str]:
-    """grade_id -> source of every solution cell of ``notebooks/<notebook>.ipynb``, in notebook order."""
+    """grade_id -> source of every code solution cell of ``notebooks/<notebook>.ipynb``, in notebook order
+    (written answers, graded by hand, have no mutants)."""
     nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
     return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells
-            if cell.metadata.get("nbgrader", {}).get("solution")}
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")}
 
 
 def mutate(source: str, old: str, new: str) -> str:

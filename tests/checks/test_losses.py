@@ -93,14 +93,29 @@ NETWORKS = [("ce", 0, torch.tensor([[900, 20], [40, 60]])), ("weighted_ce", 0, t
 
 def test_weighted_ce_detector_passes_the_rule_and_names_the_network_it_got_wrong(capsys):
     checks.check_weighted_ce_detector(lambda cm, k: bool(cm[:, k].sum() > cm[k].sum()), NETWORKS, 1)
-    assert "3 networks told apart" in capsys.readouterr().out
-    with pytest.raises(CheckFailed, match=r"trained with ce \(seed 0\) got True.*predicts the small class on 80 pixels, and 100"):
+    assert "3 zoo networks and 3 constructed matrices told apart" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"trained with ce \(seed 0, recall 0.60\) got True.*predicts the small "
+                                          r"class on 80 pixels, and 100"):
         checks.check_weighted_ce_detector(lambda cm, k: True, NETWORKS, 1)
+    # a threshold on recall separates these three networks, not the constructed matrices
+    with pytest.raises(CheckFailed, match=r"trained with ce \(constructed: trained longer, recall 0.95\) got True"):
+        checks.check_weighted_ce_detector(lambda cm, k: bool(cm[k, k] > 0.9 * cm[k].sum()), NETWORKS, 1)
     with pytest.raises(CheckFailed, match=r"return True or False"):
         checks.check_weighted_ce_detector(lambda cm, k: "yes", NETWORKS, 1)
 
     with pytest.raises(ValueError, match="weighted_ce among them"):
         checks.check_weighted_ce_detector(lambda cm, k: True, NETWORKS[:1], 1)
+
+
+@pytest.mark.parametrize("small_class", [0, 1, 2])
+def test_constructed_matrices_have_the_recall_and_precision_they_name(small_class):
+    from seglib.checks.losses import CONSTRUCTED, _constructed
+
+    for _, _, recall, precision in CONSTRUCTED:
+        cm = _constructed(3, small_class, recall, precision)
+        k = small_class
+        assert cm.sum() == 100_000 and (cm >= 0).all()
+        assert abs(cm[k, k] / cm[k].sum() - recall) < 1e-3 and abs(cm[k, k] / cm[:, k].sum() - precision) < 1e-3
 
 
 def test_zoo_confusions_cover_the_15_networks():

@@ -23,7 +23,7 @@ def exercises(notebook: str) -> list[tuple[str, list[str]]]:
     """(solution grade_id, sources of its graded check cells), in notebook order."""
     nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
     out = []
-    for cell in nb.cells:
+    for cell in (c for c in nb.cells if c.cell_type == "code"):   # written answers are graded by hand
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution"):
             out.append((meta["grade_id"], []))

@@ -76,6 +76,8 @@ def test_top_level_solution_and_hidden_tests():
 def test_markdown_answer_becomes_a_placeholder():
     source = "**Answer:**\n\n### BEGIN SOLUTION\nBecause the floor forgets.\n### END SOLUTION"
     assert student_source(source, "markdown") == f"**Answer:**\n\n{MARKDOWN_PLACEHOLDER}"
+    hidden = "Q?\n<!-- ### BEGIN SOLUTION -->\n**Model answer.** Because.\n<!--### END SOLUTION-->\nAfter."
+    assert student_source(hidden, "markdown") == f"Q?\n{MARKDOWN_PLACEHOLDER}\nAfter."
 
 
 @pytest.mark.parametrize("source, message", [
@@ -112,8 +114,8 @@ def test_student_notebook():
     student = student_notebook(nb, "99_probe.ipynb")
 
     assert student.cells[0].id == NOTE_CELL_ID and "Student version" in student.cells[0].source
-    assert "1 piece(s) of code to write" in student.cells[0].source
-    assert f"1 answer(s) to write where it says {MARKDOWN_PLACEHOLDER}" in student.cells[0].source
+    assert "1 piece of code to write" in student.cells[0].source
+    assert "1 written answer to give in the cell that says" in student.cells[0].source
     assert student.cells[0].metadata.slideshow.slide_type == "slide"
     assert student.cells[1].metadata.slideshow.slide_type == "-"  # the title shares the note's slide
     assert colab_url("exercises/99_probe.ipynb") in student.cells[1].source

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
 from seglib.tools import grade
 from seglib.tools.exercises import student_source
@@ -23,13 +24,21 @@ def graded_ids(path: Path) -> list[str]:
     return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
 
 
+def written_ids() -> set[tuple[str, str]]:
+    """(assignment, grade_id) of every written answer."""
+    return {(p.stem, c.metadata["nbgrader"]["grade_id"]) for p in NOTEBOOKS
+            for c in nbformat.read(p, as_version=4).cells if grade.is_written_answer(c)}
+
+
 def wrong_submission(name: str) -> nbformat.NotebookNode:
-    """The student version with the first typical mistake of each exercise written in."""
+    """The student version with the first typical mistake of each exercise written in (and a written answer)."""
     nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
     solutions = solution_sources(name)
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution"):
+        if grade.is_written_answer(cell):
+            cell.source = "It depends on the data."
+        elif cell.metadata.get("nbgrader", {}).get("solution"):
             _, old, new = MUTANTS[name][grade_id][0]
             cell.source = mutate(solutions[grade_id], old, new)
     return nb
@@ -68,10 +77,29 @@ def test_every_exercise_of_every_submission_is_graded(graded):
 @pytest.mark.parametrize("student, full", [("solution", True), ("stub", False), ("wrong", False)])
 def test_points(graded, student, full):
     _, rows, _ = graded
+    written = written_ids()
+    assert len(written) >= 3
     for row in (r for r in rows if r["student"] == student):
-        expected = float(row["max_points"]) if full else 0.0
-        assert float(row["points"]) == expected, f"{student}: {row}"
         assert float(row["max_points"]) > 0
+        if (row["assignment"], row["exercise"]) in written and student != "stub":
+            # an answer was written: it waits for the instructor
+            assert row["points"] == "" and row["needs_manual_grade"] == "True", f"{student}: {row}"
+            continue
+        expected = float(row["max_points"]) if full else 0.0
+        assert float(row["points"]) == expected and row["needs_manual_grade"] == "False", f"{student}: {row}"
+
+
+def test_a_manual_grade_reaches_the_csv(graded):
+    course, _, _ = graded
+    assignment, grade_id = sorted(written_ids())[0]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        notebook = gradebook.find_submission_notebook(assignment, assignment, "solution")
+        found = next(g for g in notebook.grades if g.name == grade_id)
+        found.manual_score = 1.5
+        gradebook.db.commit()
+    with grade.write_csv(course).open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["student"] == "solution" and r["exercise"] == grade_id]
+    assert [(r["points"], r["needs_manual_grade"]) for r in rows] == [("1.5", "False")]
 
 
 def test_released_student_versions_are_the_exercises(graded):
@@ -155,8 +183,8 @@ def test_every_solution_cell_is_followed_by_a_graded_check():
         metas = [c.metadata.get("nbgrader", {}) for c in nb.cells]
         ids = [m["grade_id"] for m in metas if m]
         assert len(ids) == len(set(ids)), f"{path.name}: grade_ids repeat"
-        for index, meta in enumerate(metas):
-            if meta.get("solution"):
+        for index, (cell, meta) in enumerate(zip(nb.cells, metas)):
+            if meta.get("solution") and not grade.is_written_answer(cell):
                 later = [m for m in metas[index + 1:] if m]
                 assert later and later[0].get("grade") and later[0].get("locked") and later[0]["points"] > 0, \
                     f"{path.name}: solution {meta['grade_id']} has no graded check after it"
