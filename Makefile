@@ -23,7 +23,7 @@ VENV_FLAGS := --system-site-packages
 PIP_SOURCE := --no-index --find-links wheelhouse
 endif
 
-.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo exercises grade slides test-browser clean help
+.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo outputs exercises grade slides test-browser clean help
 
 help:
 	@echo "make lab             set up .venv and start JupyterLab on notebooks/ (LAB_ARGS=...)"
@@ -34,6 +34,7 @@ help:
 	@echo "make bench           run every notebook, write bench/results/<profile>-<machine>.json"
 	@echo "make wheelhouse      download wheels for an offline GPU machine (PY_VERSION=3.12)"
 	@echo "make zoo [NAME=...]  retrain model-zoo entries and rewrite data/zoo/manifest.json"
+	@echo "make outputs [NB=...] run notebooks in place (cpu profile, all cores) to store their outputs, then make exercises"
 	@echo "make exercises       write the student versions exercises/NN_name.ipynb from notebooks/"
 	@echo "make grade SUBMISSIONS=dir  grade dir/<student>/NN_name.ipynb with nbgrader -> build/grading/grades.csv"
 	@echo "make slides          offline reveal.js slides in build/slides/ (EXECUTE=1 runs the notebooks first)"
@@ -81,6 +82,16 @@ CHROMIUM ?= /usr/bin/chromium
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# The stored outputs: every notebook run in place in the cpu profile, with as many threads as the
+# machine has cores (torch's default), then the student versions from the new outputs.
+NB ?= notebooks/0*.ipynb
+outputs: setup
+	for nb in $(NB); do \
+	  SEGLIB_PROFILE=cpu $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=seglib --ExecutePreprocessor.timeout=1800 "$$nb" || exit 1; \
+	done
+	$(PY) -m seglib.tools.exercises
 
 exercises: setup
 	$(PY) -m seglib.tools.exercises

@@ -146,7 +146,7 @@ def banner() -> str:
 
 
 def setup(seed: int = 0, verbose: bool = True) -> torch.device:
-    """Prepare a notebook: seed everything, pick the device, print the banner.
+    """Prepare a notebook: seed everything, apply the course's figure style, pick the device, print the banner.
 
     Args:
         seed: seed for Python, NumPy and PyTorch.
@@ -155,7 +155,10 @@ def setup(seed: int = 0, verbose: bool = True) -> torch.device:
     Returns:
         The device to compute on.
     """
+    from seglib.style import use_course_style
+
     seed_everything(seed)
+    use_course_style()
     if verbose:
         print(banner())
     return device()

@@ -89,7 +89,7 @@ def show_label_map(labels: torch.Tensor, class_names: Sequence[str] | None = Non
     ax = show_image(colourize(labels), ax=ax, title=title)
     if legend and class_names:
         ax.legend(handles=legend_handles(class_names), loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                  fontsize="small", frameon=False)
+                  frameon=False)
     return ax
 
 
@@ -328,7 +328,7 @@ def show_detections(image: torch.Tensor, prediction: dict, class_names: Sequence
     captions = [class_names[int(k)] + (f" {float(s):.2f}" if scores is not None else "")
                 for k, s in zip(labels, scores[keep] if scores is not None else labels)]
     ax = show_image(overlay_masks(image, prediction["masks"][keep].cpu().bool(), labels), ax=ax, title=title)
-    return draw_boxes(ax, prediction["boxes"][keep].float().cpu(), captions, labels, fontsize=8, linewidth=1.5)
+    return draw_boxes(ax, prediction["boxes"][keep].float().cpu(), captions, labels, fontsize=10, linewidth=1.5)
 
 
 HIGHLIGHT_COLOUR = (255, 0, 255)

@@ -98,3 +98,19 @@ def test_banner_without_a_gpu_in_the_cpu_profile(monkeypatch):
         text = env.banner()
         assert "No GPU found: the notebooks that train do so live for about a minute" in text
         assert "forces the gpu profile" not in text
+
+
+def test_setup_applies_the_course_figure_style(monkeypatch, capsys):
+    import matplotlib
+    import matplotlib.figure
+
+    from seglib.style import COURSE_STYLE, DPI, MIN_FONT_POINTS
+
+    monkeypatch.setenv("SEGLIB_PROFILE", "cpu")
+    with matplotlib.rc_context({"figure.dpi": 72, "font.size": 6}):
+        seglib.setup(seed=0, verbose=False)
+        assert matplotlib.rcParams["figure.dpi"] == DPI and matplotlib.rcParams["font.size"] == COURSE_STYLE["font.size"]
+        sizes = [v for k, v in COURSE_STYLE.items() if k.endswith("size")]
+        assert min(sizes) >= MIN_FONT_POINTS and MIN_FONT_POINTS * DPI / 72 >= 12  # points -> px on screen
+        figure = matplotlib.figure.Figure(figsize=(6, 3))
+        assert figure.bbox.width >= 600  # a 6-inch figure is 600 px wide or more

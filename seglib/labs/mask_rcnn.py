@@ -206,7 +206,7 @@ class LossLog:
         ax.set_xlabel("training step")
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend()
         return ax
 
 

@@ -110,6 +110,30 @@ def ledger_tables(results: dict) -> str:
     return "\n\n".join(parts)
 
 
+README_ROW = re.compile(r"^(\| `(\d\d_\w+)` \|[^\n]*\| )([^|\n]*)( \| )([^|\n]*)( \|)$", re.MULTILINE)
+"""A notebook's row of the README's table: ``| `NN_name` | what it teaches | CPU time | GPU time |``."""
+
+
+def readme_with_times(text: str, results: dict) -> str:
+    """``text`` (the README) with the time column of ``results``' profile set from ``results``.
+
+    Each notebook row's CPU (or GPU) cell becomes the measured wall time, e.g.
+    ``174 s``; a notebook that ``results`` lacks keeps its cell.
+    """
+    group = {"cpu": 3, "gpu": 5}.get(results.get("profile"))
+    if group is None:
+        raise ValueError(f"results must be of the cpu or gpu profile, got {results.get('profile')!r}")
+
+    def replace(match: re.Match) -> str:
+        cells = {g: match.group(g) for g in (1, 3, 4, 5, 6)}
+        row = results["notebooks"].get(match.group(2))
+        if row is not None:
+            cells[group] = f"{row['wall_s']:.0f} s"
+        return "".join(cells.values())
+
+    return README_ROW.sub(replace, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seglib.tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
@@ -149,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     results["total_s"] = sum(r["wall_s"] for r in results["notebooks"].values())
     args.out.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    readme = ROOT / "README.md"
+    readme.write_text(readme_with_times(readme.read_text(encoding="utf-8"), results), encoding="utf-8")
     print(results_table(results))
     print("\n## Claims ledger\n\n" + ledger_tables(results))
     print(f"\nwritten to {target}")

@@ -155,7 +155,7 @@ def _draw_legend(ax, transposed: bool) -> None:
         Patch(facecolor=COLORS["output"], edgecolor="#555555", label="output"),
         Patch(facecolor=COLORS["output cell"], label="chosen output cell"),
     ]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=8,
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=9,
               frameon=False)
 
 

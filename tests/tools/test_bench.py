@@ -1,6 +1,7 @@
 """The benchmark runner on a tiny notebook, and its table."""
 
 import nbformat
+import pytest
 
 from seglib.tools import bench
 
@@ -56,3 +57,23 @@ def test_show_prints_a_results_file(tmp_path, capsys):
     assert bench.main(["--show", str(path)]) == 0
     out = capsys.readouterr().out
     assert "| 02_fcn | 5 |" in out and "| fcn.skips | skips help |" in out
+
+
+def test_readme_times_are_written_from_a_results_file():
+    text = "intro\n| `00_overview` | labels | about 1 min | not timed yet |\n| `99_x` | y | 3 s | 4 s |\n"
+    results = {"profile": "cpu", "notebooks": {"00_overview": {"wall_s": 14.6}}}
+    assert bench.readme_with_times(text, results) == text.replace("about 1 min", "15 s")
+    results["profile"] = "gpu"
+    assert bench.readme_with_times(text, results) == text.replace("not timed yet", "15 s")
+    with pytest.raises(ValueError, match="cpu or gpu profile"):
+        bench.readme_with_times(text, {"profile": "tpu", "notebooks": {}})
+
+
+def test_the_readme_times_are_those_of_the_cpu_results():
+    import json
+
+    readme = (bench.ROOT / "README.md").read_text(encoding="utf-8")
+    for path in sorted((bench.ROOT / "bench" / "results").glob("cpu-*.json")):
+        results = json.loads(path.read_text())
+        assert bench.readme_with_times(readme, results) == readme, \
+            f"README's CPU times differ from {path.name}: run make bench (it rewrites them)"
