@@ -39,6 +39,11 @@ class DownloadError(RuntimeError):
     """A file could not be fetched, failed its checksum, or is not the checkpoint that was expected."""
 
 
+class OfflineError(DownloadError):
+    """The file's host could not be reached: no network connection (a name that does not resolve, a refused
+    or timed-out connection)."""
+
+
 def cache_dir() -> Path:
     """Where downloads are kept: torch.hub's checkpoint folder (``$TORCH_HOME``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -80,7 +85,10 @@ def download(url: str, sha256: str | None = None, directory: Path | None = None,
         try:
             torch.hub.download_url_to_file(url, str(path), progress=False)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise DownloadError(f"could not download {url}: {getattr(exc, 'reason', exc)}") from exc
+            reason = getattr(exc, "reason", exc)
+            kind = OfflineError if isinstance(reason, (socket.gaierror, ConnectionError, TimeoutError)) \
+                else DownloadError
+            raise kind(f"could not download {url}: {reason}") from exc
         finally:
             socket.setdefaulttimeout(previous)
     if sha256 is not None:
@@ -184,13 +192,16 @@ def torchvision_weights(weights: str):
 
 
 def try_load(build: Callable[[], nn.Module], url: str, sha256: str | None = None,
-             directory: Path | None = None, what: str = "pretrained weights") -> tuple[nn.Module | None, str]:
+             directory: Path | None = None, what: str = "pretrained weights",
+             shows: str | None = None) -> tuple[nn.Module | None, str]:
     """Build a model and load weights from ``url``, or explain in one line why not.
 
     Args:
         build: returns the model without weights.
         url, sha256, directory: as for :func:`download`.
         what: name used in the message.
+        shows: what the caller does with the model (``"segments a photo of a cat"``), for the
+            one-line note shown without a network connection.
 
     Returns:
         ``(model in eval mode, message)`` on success, ``(None, reason)`` when the
@@ -206,6 +217,10 @@ def try_load(build: Callable[[], nn.Module], url: str, sha256: str | None = None
         raise TypeError(f"build must be a callable that returns the model, got {type(build).__name__}")
     try:
         state = state_dict_from_url(url, sha256, directory)
+    except OfflineError:
+        note = f" With a network connection, this cell {shows}." if shows else ""
+        return None, (f"Skipped here, offline: {what} needs a download from "
+                      f"{urllib.parse.urlparse(url).netloc}.{note}")
     except DownloadError as exc:
         return None, f"{what} not available ({exc}); continuing without them."
     model = build()
@@ -235,13 +250,14 @@ def _check_builder(builder: object, enum) -> None:
 
 
 def try_torchvision(builder: str, weights: str, url: str | None = None, directory: Path | None = None,
-                    **kwargs) -> tuple[nn.Module | None, str]:
+                    shows: str | None = None, **kwargs) -> tuple[nn.Module | None, str]:
     """A torchvision model with its pretrained ``weights``, or ``None`` and the reason.
 
     Args:
         builder: name for ``torchvision.models.get_model`` (e.g. ``"fcn_resnet50"``).
         weights: weights enum name (e.g. ``"FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"``).
         url: override of the download URL (tests point it at a ``file://`` fixture).
+        shows: as for :func:`try_load`.
         kwargs: extra builder arguments (e.g. ``aux_loss=True``).
 
     Returns:
@@ -262,4 +278,4 @@ def try_torchvision(builder: str, weights: str, url: str | None = None, director
     if categories is not None:
         options.setdefault("num_classes", len(categories))
     return try_load(lambda: get_model(builder, **options), url or enum.url, None, directory,
-                    what=f"torchvision {weights}")
+                    what=f"torchvision's {builder} ({weights})", shows=shows)

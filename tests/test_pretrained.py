@@ -172,3 +172,21 @@ def test_download_uses_the_shared_timeout(fixture_file, tmp_path, monkeypatch):
     with pytest.raises(pretrained.DownloadError, match="offline"):
         pretrained.download("https://example.invalid/w.pth", directory=tmp_path)
     assert seen == [3.5]
+
+
+def test_offline_gives_one_clean_line_that_says_what_the_cell_would_show(tmp_path, monkeypatch):
+    import socket
+    import urllib.error
+
+    def no_network(url, dst, progress=True):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(pretrained.OfflineError):
+        pretrained.download("https://example.org/w.pth", directory=tmp_path)
+    model, message = pretrained.try_load(tiny, "https://example.org/w.pth", directory=tmp_path, what="the tiny net",
+                                         shows="segments a photo")
+    assert model is None and "\n" not in message
+    assert message == ("Skipped here, offline: the tiny net needs a download from example.org. "
+                       "With a network connection, this cell segments a photo.")
+    assert "Errno" not in message and "error" not in message.lower()
