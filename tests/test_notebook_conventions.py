@@ -52,6 +52,30 @@ def test_slideshow_metadata_on_every_cell(notebook):
     assert nb.cells[0].metadata.slideshow.slide_type == "slide"
 
 
+MAX_SLIDE_CODE_LINES = 15
+MAX_SLIDE_CODE_WIDTH = 100
+
+
+def test_code_on_a_slide_fits_it(notebook):
+    # a code cell that a slide shows (not `skip`, not `notes`) fits a 1280 x 720 slide; an exercise
+    # is projected as its student version (the solution is revealed later, and may scroll)
+    from seglib.tools.exercises import student_source
+
+    _, nb = notebook
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or cell.metadata.get("slideshow", {}).get("slide_type") in ("skip", "notes"):
+            continue
+        lines = cell.source.splitlines()
+        if len(student_source(cell.source, "code").splitlines()) > MAX_SLIDE_CODE_LINES:
+            problems.append(f"cell {i}: {len(lines)} lines (at most {MAX_SLIDE_CODE_LINES})")
+        wide = [n + 1 for n, line in enumerate(lines) if len(line) > MAX_SLIDE_CODE_WIDTH]
+        if wide:
+            problems.append(f"cell {i}: line(s) {wide} over {MAX_SLIDE_CODE_WIDTH} characters")
+    assert not problems, "code cells too large for a slide (move plumbing to seglib or a `skip` cell):\n" + \
+        "\n".join(problems)
+
+
 def test_rise_metadata(notebook):
     _, nb = notebook
     rise = nb.metadata.get("rise", {})

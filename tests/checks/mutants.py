@@ -146,8 +146,9 @@ MUTANTS: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("a ground truth matched twice", "taken.add(matched[p])", "pass"),
             ("IoU must exceed the threshold", "max(ious) >= iou_threshold", "max(ious) > iou_threshold"),
             ("no fallback when the best object is taken",
-             "if k not in taken else -1.0 for k, g in enumerate(gt_masks)]",
-             "for k, g in enumerate(gt_masks)]\n        if ious and ious.index(max(ious)) in taken:\n            continue"),
+             " if k not in taken else -1.0\n                for k, g in enumerate(gt_masks)]",
+             "\n                for k, g in enumerate(gt_masks)]\n"
+             "        if ious and ious.index(max(ious)) in taken:\n            continue"),
         ],
     },
     "06_sam": {
