@@ -23,7 +23,7 @@ VENV_FLAGS := --system-site-packages
 PIP_SOURCE := --no-index --find-links wheelhouse
 endif
 
-.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo outputs exercises grade slides test-browser clean help
+.PHONY: setup lab test test-unit test-notebooks test-gpu bench wheelhouse zoo outputs exercises grade slides site test-browser clean help
 
 help:
 	@echo "make lab             set up .venv and start JupyterLab on notebooks/ (LAB_ARGS=...)"
@@ -38,6 +38,7 @@ help:
 	@echo "make exercises       write the student versions exercises/NN_name.ipynb from notebooks/"
 	@echo "make grade SUBMISSIONS=dir  grade dir/<student>/NN_name.ipynb with nbgrader -> build/grading/grades.csv"
 	@echo "make slides          offline reveal.js slides in build/slides/ (EXECUTE=1 runs the notebooks first)"
+	@echo "make site            the course as static HTML pages in build/site/ (offline; open index.html)"
 	@echo "make test-browser    RISE and reveal.js slides in headless Chromium (needs node, npm, chromium)"
 
 setup: $(STAMP)
@@ -104,7 +105,10 @@ grade: setup
 slides: setup $(NODE_STAMP)
 	$(PY) -m seglib.tools.slides $(if $(EXECUTE),--execute)
 
-test-browser: slides
+site: setup $(NODE_STAMP)
+	$(PY) -m seglib.tools.site
+
+test-browser: slides site
 	LAB_PYTHON=$(PY) CHROMIUM=$(CHROMIUM) node --test --test-concurrency=1 tests/browser/
 
 clean:

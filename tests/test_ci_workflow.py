@@ -28,8 +28,9 @@ def test_gpu_job_on_self_hosted_runner():
         assert trigger in job["if"]
 
 
-def test_artifact_job_uploads_slides_and_exercises():
+def test_artifact_job_uploads_slides_exercises_and_the_site():
     steps = load()["jobs"]["artifacts"]["steps"]
-    assert any("make slides exercises" == step.get("run") for step in steps)
-    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-artifact"))
-    assert "build/slides" in upload["with"]["path"] and "exercises" in upload["with"]["path"]
+    assert any("make slides site exercises" == step.get("run") for step in steps)
+    uploads = [step["with"]["path"] for step in steps if step.get("uses", "").startswith("actions/upload-artifact")]
+    assert any("build/slides" in path and "exercises" in path for path in uploads)
+    assert "build/site" in uploads

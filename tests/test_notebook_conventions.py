@@ -1,6 +1,5 @@
 """Every notebook follows the anatomy of DESIGN.md (checked without running it)."""
 
-import json
 from pathlib import Path
 
 import nbformat
@@ -87,8 +86,33 @@ def test_no_stored_errors_and_small_outputs(notebook):
     path, nb = notebook
     errors = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, f"stored error outputs in cells {errors}"
-    size = sum(len(json.dumps(c.get("outputs", []))) for c in nb.cells)
-    assert size < 1_000_000, f"stored outputs take {size / 1e6:.2f} MB"
+    assert path.stat().st_size < 3_000_000, f"{path.name} takes {path.stat().st_size / 1e6:.2f} MB on disk"
+
+
+MIN_FIGURE_WIDTH = 600
+SMALL_FIGURE_TAG = "small-figure"
+"""Tag of a cell whose figures are deliberately small (an inline sketch)."""
+
+
+def test_figures_are_wide_enough_for_a_slide(notebook):
+    import base64
+    import io
+
+    from PIL import Image
+
+    _, nb = notebook
+    narrow = []
+    for i, cell in enumerate(nb.cells):
+        if SMALL_FIGURE_TAG in cell.metadata.get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            for kind in ("image/png", "image/jpeg"):
+                if kind in output.get("data", {}):
+                    width = Image.open(io.BytesIO(base64.b64decode(output["data"][kind]))).size[0]
+                    if width < MIN_FIGURE_WIDTH:
+                        narrow.append(f"cell {i}: {width} px")
+    assert not narrow, f"figures under {MIN_FIGURE_WIDTH} px wide (a larger figsize, or tag the cell " \
+                       f"{SMALL_FIGURE_TAG!r}): {narrow}"
 
 
 def test_kernel_is_python(notebook):
