@@ -44,6 +44,8 @@ from seglib.validation import check_image, check_masks
 
 METHODS = ("memory", "first_frame", "every_frame")
 """The tracking methods compared in notebook 06 (see the module docstring)."""
+METHOD_TITLES = {"memory": "memory", "first_frame": "first-frame click", "every_frame": "a click every frame"}
+"""How tables and figures name the :data:`METHODS`."""
 
 VALIDATION_SEED = 500_000
 """Seeds of the validation clips of the memory's training curve (test clips: 0-63, training: from 10**6)."""
