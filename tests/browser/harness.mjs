@@ -116,8 +116,31 @@ export async function visibleContent(page) {
   });
 }
 
-// Press Space until the last fragment of the last slide; call `visit(index)` once per slide.
-export async function stepThrough(page, visit, { settle = 250 } = {}) {
+// How far the present slide's content reaches below the bottom of the window, in px (0: it fits).
+// Scrolled content counts: a slide that needs its scroll bar to be read overflows.
+export async function slideOverflow(page) {
+  return page.evaluate(() => {
+    const leaves = [...document.querySelectorAll('.reveal .slides section')].filter((s) => !s.querySelector('section'));
+    const present = leaves.find((s) => s.classList.contains('present'));
+    if (!present) return 0;
+    const shown = [...present.querySelectorAll('*')].filter((el) => {
+      const style = getComputedStyle(el);
+      return style.display !== 'none' && style.visibility !== 'hidden' && Number(style.opacity) > 0
+        && el.getBoundingClientRect().height > 0;
+    });
+    let bottom = 0;
+    for (const el of shown) {
+      let scrolled = 0; // scroll offsets of the scrolled ancestors inside the slide
+      for (let a = el.parentElement; a && a !== present.parentElement; a = a.parentElement) scrolled += a.scrollTop;
+      bottom = Math.max(bottom, el.getBoundingClientRect().bottom + scrolled);
+    }
+    return Math.max(0, Math.round(bottom - innerHeight));
+  });
+}
+
+// Press Space until the last fragment of the last slide; call `visit(index)` once per slide
+// (on arrival) and `each(index)` in every state (each fragment revealed).
+export async function stepThrough(page, visit, { settle = 250, each = null } = {}) {
   const seen = new Set();
   let state = await slideState(page);
   for (let presses = 0; presses < 10 * state.total + 20; presses++) {
@@ -125,6 +148,7 @@ export async function stepThrough(page, visit, { settle = 250 } = {}) {
       seen.add(state.index);
       await visit(state.index, state);
     }
+    if (each) await each(state.index, state);
     if (state.index === state.total - 1 && state.hiddenFragments === 0) break;
     await page.keyboard.press('Space');
     await page.waitForTimeout(settle);
@@ -184,6 +208,7 @@ export async function outputSignature(area) {
 export async function dragFirstSlider(page, scope) {
   const handle = scope.locator('.noUi-handle, .ui-slider-handle').first();
   const track = scope.locator('.noUi-base, .ui-slider').first();
+  await handle.scrollIntoViewIfNeeded(); // a widget low on a 720-pixel slide may start below the fold
   const h = await handle.boundingBox();
   const t = await track.boundingBox();
   if (!h || !t) throw new Error('no slider handle on screen');
