@@ -15,7 +15,6 @@ Command line (from the repository root; ``make site`` runs it)::
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from seglib.tools.slides import ASSET_DIR, copy_assets, title_of
+from seglib.tools.slides import notebooks_parser, offline_scripts, prepare_output, title_of
 
 GOALS_HEADING = "## Learning goals"
 REMOTE_BADGE = re.compile(r"\[!\[([^\]]*)\]\(https?://[^)]+\)\]\((https?://[^)]+)\)")
@@ -67,10 +66,7 @@ def exporter():
     from traitlets.config import Config
 
     config = Config()
-    config.HTMLExporter.require_js_url = f"{ASSET_DIR}/requirejs/require.js"
-    config.HTMLExporter.jquery_url = f"{ASSET_DIR}/jquery/dist/jquery.min.js"
-    config.HTMLExporter.mathjax_url = f"{ASSET_DIR}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
-    config.HTMLExporter.widget_renderer_url = f"{ASSET_DIR}/@jupyter-widgets/html-manager/dist/embed-amd.js"
+    offline_scripts(config)
     return HTMLExporter(config=config, template_name="lab")
 
 
@@ -109,13 +105,7 @@ def build_site(sources: list[Path], out_dir: Path, node_modules: Path,
         ValueError: a source that is not an ``.ipynb`` file.
         FileNotFoundError: ``node_modules`` lacks a package of the assets (run ``npm ci``).
     """
-    sources = [Path(s) for s in sources]
-    wrong = [str(s) for s in sources if s.suffix != ".ipynb" or not s.is_file()]
-    if wrong:
-        raise ValueError(f"sources must be existing .ipynb files, got {wrong}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    copy_assets(node_modules, out_dir)
+    sources, out_dir = prepare_output(sources, out_dir, node_modules)
     pages, entries = [], []
     for source in sources:
         nb = nbformat.read(source, as_version=4)
@@ -133,10 +123,7 @@ def build_site(sources: list[Path], out_dir: Path, node_modules: Path,
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: build the site."""
-    parser = argparse.ArgumentParser(prog="python -m seglib.tools.site", description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
-    parser.add_argument("--out", type=Path, default=Path("build/site"))
-    parser.add_argument("--node-modules", type=Path, default=Path("node_modules"))
+    parser = notebooks_parser("python -m seglib.tools.site", __doc__.split("\n\n")[0], "build/site")
     args = parser.parse_args(argv)
     sources = args.notebooks or sorted(Path("notebooks").glob("*.ipynb"))
     if not sources:

@@ -143,6 +143,23 @@ def copy_assets(node_modules: Path, out_dir: Path) -> Path:
     return target
 
 
+def offline_scripts(config) -> None:
+    """Point an nbconvert ``Config``'s ``HTMLExporter`` at the copies in ``assets/`` instead of CDNs."""
+    config.HTMLExporter.require_js_url = f"{ASSET_DIR}/requirejs/require.js"
+    config.HTMLExporter.jquery_url = f"{ASSET_DIR}/jquery/dist/jquery.min.js"
+    config.HTMLExporter.mathjax_url = f"{ASSET_DIR}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+    config.HTMLExporter.widget_renderer_url = f"{ASSET_DIR}/@jupyter-widgets/html-manager/dist/embed-amd.js"
+
+
+def notebooks_parser(prog: str, description: str, out: str) -> argparse.ArgumentParser:
+    """The command line shared by the HTML builders: notebooks, ``--out`` and ``--node-modules``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--node-modules", type=Path, default=Path("node_modules"))
+    return parser
+
+
 def exporter_for(nb: nbformat.NotebookNode):
     """A ``SlidesExporter`` for ``nb`` that loads everything from ``assets/`` next to the HTML."""
     from jinja2 import DictLoader
@@ -156,10 +173,7 @@ def exporter_for(nb: nbformat.NotebookNode):
     config.SlidesExporter.reveal_transition = rise.get("transition", "none")
     config.SlidesExporter.reveal_scroll = bool(rise.get("scroll", True))
     config.SlidesExporter.reveal_number = "c/t" if rise.get("slideNumber", True) else ""
-    config.HTMLExporter.require_js_url = f"{ASSET_DIR}/requirejs/require.js"
-    config.HTMLExporter.jquery_url = f"{ASSET_DIR}/jquery/dist/jquery.min.js"
-    config.HTMLExporter.mathjax_url = f"{ASSET_DIR}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
-    config.HTMLExporter.widget_renderer_url = f"{ASSET_DIR}/@jupyter-widgets/html-manager/dist/embed-amd.js"
+    offline_scripts(config)
     return SlidesExporter(config=config, template_file=TEMPLATE_NAME,
                           extra_loaders=[DictLoader({TEMPLATE_NAME: TEMPLATE})])
 
@@ -210,6 +224,23 @@ For live widgets present the notebooks in JupyterLab with RISE (<code>make lab</
 """
 
 
+def prepare_output(sources: list[Path], out_dir: Path, node_modules: Path) -> tuple[list[Path], Path]:
+    """Check that ``sources`` are notebook files, create ``out_dir`` and copy the assets into it.
+
+    Raises:
+        ValueError: a source that is not an existing ``.ipynb`` file.
+        FileNotFoundError: ``node_modules`` lacks a package of :data:`ASSETS` (run ``npm ci``).
+    """
+    sources = [Path(s) for s in sources]
+    wrong = [str(s) for s in sources if s.suffix != ".ipynb" or not s.is_file()]
+    if wrong:
+        raise ValueError(f"sources must be existing .ipynb files, got {wrong}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    copy_assets(node_modules, out_dir)
+    return sources, out_dir
+
+
 def build_slides(sources: list[Path], out_dir: Path, node_modules: Path, run: bool = False) -> list[Path]:
     """Write ``NN_name.slides.html`` for every notebook, ``index.html`` and the assets.
 
@@ -222,13 +253,7 @@ def build_slides(sources: list[Path], out_dir: Path, node_modules: Path, run: bo
     Returns:
         The paths of the HTML files written, index last.
     """
-    sources = [Path(s) for s in sources]
-    wrong = [str(s) for s in sources if s.suffix != ".ipynb"]
-    if wrong:
-        raise ValueError(f"sources must be .ipynb files, got {wrong}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    copy_assets(node_modules, out_dir)
+    sources, out_dir = prepare_output(sources, out_dir, node_modules)
     written, entries = [], []
     for source in sources:
         nb = nbformat.read(source, as_version=4)
@@ -247,10 +272,7 @@ def build_slides(sources: list[Path], out_dir: Path, node_modules: Path, run: bo
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: build the slides."""
-    parser = argparse.ArgumentParser(prog="python -m seglib.tools.slides", description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
-    parser.add_argument("--out", type=Path, default=Path("build/slides"))
-    parser.add_argument("--node-modules", type=Path, default=Path("node_modules"))
+    parser = notebooks_parser("python -m seglib.tools.slides", __doc__.split("\n\n")[0], "build/slides")
     parser.add_argument("--execute", action="store_true", help="run each notebook before converting it")
     parser.add_argument("--count", action="store_true", help="only print 'name slide-count' per notebook")
     args = parser.parse_args(argv)

@@ -124,7 +124,7 @@ def test_build_slides_writes_each_deck_and_an_index(tmp_path):
     index = (tmp_path / "slides" / "index.html").read_text()
     assert "href='07_deck.slides.html'" in index and "3 slides, with widgets (static here)" in index
     assert title_of(deck(), "x") == "Deck title"
-    with pytest.raises(ValueError, match="must be .ipynb files"):
+    with pytest.raises(ValueError, match="must be existing .ipynb files"):
         build_slides([tmp_path / "notes.txt"], tmp_path / "slides", tmp_path / "node_modules")
 
 
