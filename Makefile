@@ -52,7 +52,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@echo "seglib environment ready in $(VENV)"
 
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 test: setup
 	SEGLIB_PROFILE=cpu $(PY) -m pytest tests notebooks/*.ipynb $(NBVAL_ARGS) $(PYTEST_ARGS)

@@ -1,8 +1,8 @@
 """Figures shared by the notebooks: label maps, overlays, grids, curves.
 
 Colours come from the Okabe-Ito palette, which stays distinguishable for the
-common forms of colour blindness. Overlays use torchvision's
-``draw_segmentation_masks`` and ``draw_bounding_boxes``.
+common forms of colour blindness. Boxes use torchvision's
+``draw_bounding_boxes``; masks are blended here, smallest on top.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from matplotlib.patches import Patch
-from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+from torchvision.utils import draw_bounding_boxes
 
 from seglib.data.shapes import IGNORE_INDEX
 from seglib.validation import check_boxes, check_image, check_label_map, check_masks, check_same_size, check_tensor
@@ -93,12 +93,21 @@ def show_label_map(labels: torch.Tensor, class_names: Sequence[str] | None = Non
     return ax
 
 
+def _colours(n: int, labels: torch.Tensor | None) -> list[tuple[int, int, int]]:
+    """RGB of ``n`` masks or boxes: their class colours (``labels (n,)``), else instance colours by index."""
+    if labels is not None:
+        return [colour(int(k)) for k in labels.tolist()]
+    return [INSTANCE_PALETTE[k % len(INSTANCE_PALETTE)] for k in range(n)]
+
+
 def overlay_masks(image: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor | None = None,
                   alpha: float = 0.55) -> torch.Tensor:
     """Instance masks bool ``(N,H,W)`` over an image ``(3,H,W)``; returns uint8 ``(3,H,W)``.
 
     Each mask takes the colour of its class in ``labels`` ``(N,)`` if given,
-    else an instance colour of its index.
+    else an instance colour of its index. Where masks overlap, the smallest is
+    drawn on top (torchvision's ``draw_segmentation_masks`` paints overlaps
+    black, which hides the near-duplicate masks of "segment everything").
     """
     _check_image(image)
     check_masks("masks", masks)
@@ -107,11 +116,19 @@ def overlay_masks(image: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor
                          f"got {masks.dtype} {tuple(masks.shape)}")
     if masks.shape[0] == 0:
         return to_uint8(image)
-    if labels is not None:
-        colours = [colour(int(k)) for k in labels.tolist()]
-    else:
-        colours = [INSTANCE_PALETTE[k % len(INSTANCE_PALETTE)] for k in range(masks.shape[0])]
-    return draw_segmentation_masks(to_uint8(image), masks.cpu(), alpha=alpha, colors=colours)
+    colours = _colours(masks.shape[0], labels)
+    base = to_uint8(image)
+    masks = masks.cpu()
+    paint = base.clone()
+    for k in masks.flatten(1).sum(1).argsort(descending=True, stable=True).tolist():  # large first
+        paint[:, masks[k]] = torch.tensor(colours[k], dtype=torch.uint8)[:, None]
+    return (base * (1 - alpha) + paint * alpha).to(torch.uint8)
+
+
+def dimmed(image: torch.Tensor) -> torch.Tensor:
+    """A light grey copy float ``(3,H,W)`` of an image ``(3,H,W)``: coloured masks over it stand out."""
+    _check_image(image)
+    return 0.35 * image.float().mean(dim=0, keepdim=True).expand(3, -1, -1) + 0.5
 
 
 def overlay_boxes(image: torch.Tensor, boxes: torch.Tensor, captions: Sequence[str] | None = None,
@@ -121,9 +138,8 @@ def overlay_boxes(image: torch.Tensor, boxes: torch.Tensor, captions: Sequence[s
     check_boxes("boxes", boxes)
     if boxes.shape[0] == 0:
         return to_uint8(image)
-    keys = labels.tolist() if labels is not None else range(boxes.shape[0])
     return draw_bounding_boxes(to_uint8(image), boxes.cpu(), labels=list(captions) if captions else None,
-                               colors=[colour(int(k)) for k in keys], width=width)
+                               colors=_colours(boxes.shape[0], labels), width=width)
 
 
 def show_points(points: torch.Tensor, point_labels: torch.Tensor, ax=None, size: float = 120):
@@ -244,32 +260,38 @@ def draw_boxes(ax, boxes: torch.Tensor, captions: Sequence[str] | None = None, l
 
     Each box is drawn in its class colour (``labels (N,)``, else an instance
     colour) over a thin black outline, so it stays visible on any background.
-    Each caption sits on a white label just inside a corner of its box, the
-    first corner that does not cover an earlier caption. Returns the axes.
+    Each caption sits on a white label just inside a corner of its box, or
+    just above or below it: the first of these spots that covers no earlier
+    caption, else the one that covers the least. Returns the axes.
     """
     from matplotlib.patches import Rectangle
 
     check_boxes("boxes", boxes)
     boxes = boxes.detach().float().cpu()
-    keys = labels.tolist() if labels is not None else range(boxes.shape[0])
+    colours = _colours(boxes.shape[0], labels)
     height, width = (abs(v) for v in (ax.get_ylim()[0] - ax.get_ylim()[1], ax.get_xlim()[1] - ax.get_xlim()[0]))
     # Caption size in data pixels: points -> inches -> share of the axes -> data units.
     box_inches = ax.get_window_extent().transformed(ax.figure.dpi_scale_trans.inverted())
     per_point = width / (box_inches.width * 72)
     placed: list[tuple[float, float, float, float]] = []
-    for k, (x1, y1, x2, y2) in zip(keys, boxes.tolist()):
-        rgb = [c / 255 for c in (colour(int(k)) if labels is not None else INSTANCE_PALETTE[k % len(INSTANCE_PALETTE)])]
+    for rgb255, (x1, y1, x2, y2) in zip(colours, boxes.tolist()):
+        rgb = [c / 255 for c in rgb255]
         for edge, lw in (("black", linewidth + 1.5), (rgb, linewidth)):
             ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=edge, linewidth=lw))
         if not captions:
             continue
         text = captions[len(placed)]
         w, h = (len(text) * 0.6 + 0.6) * fontsize * per_point, 1.5 * fontsize * per_point
-        corners = [(x1, y1), (x1, y2 - h), (x2 - w, y1), (x2 - w, y2 - h)]
+        # inside corners first, then just above or below the box
+        corners = [(x1, y1), (x1, y2 - h), (x2 - w, y1), (x2 - w, y2 - h),
+                   (x1, y1 - h), (x1, y2), (x2 - w, y1 - h), (x2 - w, y2)]
         spots = [(min(max(x, 0), width - w), min(max(y, 0), height - h)) for x, y in corners]
-        free = [s for s in spots if not any(s[0] < px + pw and px < s[0] + w and s[1] < py + ph and py < s[1] + h
-                                            for px, py, pw, ph in placed)]
-        x, y = (free or spots)[0]
+
+        def covered(spot):  # area of earlier captions that a caption at `spot` would hide
+            return sum(max(0.0, min(spot[0] + w, px + pw) - max(spot[0], px))
+                       * max(0.0, min(spot[1] + h, py + ph) - max(spot[1], py)) for px, py, pw, ph in placed)
+
+        x, y = min(spots, key=covered)  # the first free spot, else the one hiding least
         placed.append((x, y, w, h))
         ax.text(x, y, text, fontsize=fontsize, va="top", ha="left", color="black",
                 bbox=dict(facecolor="white", edgecolor=rgb, linewidth=1.5, alpha=0.9, pad=1.5))
@@ -297,8 +319,7 @@ def show_task_ladder(scenes, i: int = 0, size: float = 2.6):
     show_label_map(scenes.semantic[i], ax=axes[2], title="semantic\nsegmentation", legend=False)
     show_image(image, ax=axes[3], title="object\ndetection")
     draw_boxes(axes[3], inst["boxes"], [names[int(k)] for k in inst["labels"]], inst["labels"])
-    dimmed = 0.35 * image.mean(dim=0, keepdim=True).expand(3, -1, -1) + 0.5
-    show_image(overlay_masks(dimmed, inst["masks"], alpha=0.85), ax=axes[4], title="instance\nsegmentation")
+    show_image(overlay_masks(dimmed(image), inst["masks"], alpha=0.85), ax=axes[4], title="instance\nsegmentation")
     show_image(colourize_panoptic(scenes.panoptic[i]), ax=axes[5], title="panoptic\nsegmentation")
     fig.legend(handles=legend_handles(names), loc="lower center", ncol=len(names), frameon=False)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.08, top=0.9, wspace=0.06, hspace=0.3)

@@ -8,7 +8,7 @@ import torch
 
 from seglib.metrics.masks import paired_iou
 from seglib.predictor import Prediction
-from seglib.viz import highlight, overlay_masks, show_image, show_points
+from seglib.viz import dimmed, highlight, overlay_masks, show_image, show_points
 
 
 def show_candidates(image: torch.Tensor, prediction: Prediction, points: torch.Tensor | None = None,
@@ -87,7 +87,9 @@ def show_everything(scenes, generated: list, indices: list[int], size: float = 3
     fig, axes = plt.subplots(1, len(indices), figsize=(size * len(indices), size * 1.1), squeeze=False)
     for ax, i in zip(axes[0], indices):
         found = generated[i]
-        show_image(overlay_masks(scenes.images[i], found.masks), ax=ax, title=f"scene {i}: {len(found.masks)} masks")
+        count = len(found.masks)
+        show_image(overlay_masks(dimmed(scenes.images[i]), found.masks, alpha=0.85), ax=ax,
+                   title=f"scene {i}: {count} mask{'' if count == 1 else 's'}")
         ax.scatter(found.points[:, 0] - 0.5, found.points[:, 1] - 0.5, s=30, c="white", edgecolors="black")
     fig.tight_layout()
     return fig

@@ -82,6 +82,19 @@ def test_draw_boxes_places_captions_apart():
     plt.close(fig)
 
 
+def test_draw_boxes_moves_captions_outside_when_the_corners_are_taken():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    viz.show_image(torch.rand(3, 128, 128), ax=ax)
+    boxes = torch.tensor([[30.0, 30.0, 100.0, 100.0]]).repeat(5, 1) + torch.arange(5.0)[:, None]
+    viz.draw_boxes(ax, boxes, ["circle", "square", "triangle", "circle", "square"], torch.tensor([2, 3, 4, 2, 3]))
+    spots = [text.get_position() for text in ax.texts]
+    assert len(set(spots)) == 5   # four corners could hold only four
+    assert any(y < 30 or y > 100 for _, y in spots)
+    plt.close(fig)
+
+
 def test_plot_seed_scores_draws_a_row_per_run():
     import matplotlib.pyplot as plt
 
@@ -124,3 +137,23 @@ def test_highlight_fills_magenta_and_outlines_in_white():
     assert inside[0] > 100 and inside[1] == 0 and inside[2] > 100    # magenta over black
     assert picture[:, 0, 0].tolist() == [0, 0, 0]                    # untouched outside
     assert HIGHLIGHT_COLOUR == (255, 0, 255)
+
+
+def test_dimmed_is_a_light_grey_copy():
+    image = torch.rand(3, 8, 8)
+    grey = viz.dimmed(image)
+    assert grey.shape == (3, 8, 8) and torch.equal(grey[0], grey[2])
+    assert 0.5 <= float(grey.min()) and float(grey.max()) <= 0.85
+    with pytest.raises(ValueError, match="image"):
+        viz.dimmed(torch.rand(8, 8))
+
+
+def test_overlapping_masks_keep_a_colour_the_smallest_on_top():
+    image = torch.full((3, 16, 16), 0.5)
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0, :12] = True        # large
+    masks[1, 4:8, 4:8] = True   # small, inside the large one
+    out = viz.overlay_masks(image, masks, alpha=1.0)
+    assert out[:, 6, 6].tolist() == list(viz.INSTANCE_PALETTE[1])   # the small one, not black
+    assert out[:, 0, 0].tolist() == list(viz.INSTANCE_PALETTE[0])
+    assert out[:, 14, 0].tolist() == viz.to_uint8(image)[:, 14, 0].tolist()  # outside every mask: the image

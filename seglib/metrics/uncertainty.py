@@ -21,7 +21,7 @@ excludes 0; otherwise it is a tie.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
@@ -53,6 +53,16 @@ class Estimate:
     def excludes_zero(self) -> bool:
         """Whether the interval lies wholly on one side of 0 (a difference, not a tie)."""
         return self.low > 0 or self.high < 0
+
+    def clipped(self, low: float, high: float) -> "Estimate":
+        """The estimate with its interval cut to ``[low, high]``, the range the quantity can take.
+
+        A t-interval over a few seeds is symmetric, so for a fraction near 0 or 1 it
+        reaches past the possible values (for example 0.948 [0.820, 1.076]).
+        """
+        if not low < high:
+            raise ValueError(f"low must be below high, got low={low!r}, high={high!r}")
+        return replace(self, low=min(max(self.low, low), high), high=max(min(self.high, high), low))
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"

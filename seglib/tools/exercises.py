@@ -35,6 +35,7 @@ import argparse
 import copy
 import json
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ REPOSITORY = "segcourse/image-segmentation"
 COLAB_PREFIX = f"https://colab.research.google.com/github/{REPOSITORY}/blob/"
 SOURCE_DIR = "notebooks"
 EXERCISE_DIR = "exercises"
+SLIDE_STYLE = "rise.css"  # RISE reads the slide stylesheet of a notebook's folder
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -330,6 +332,9 @@ def generate(sources: list[Path], output_dir: Path) -> list[Path]:
         target = output_dir / source.name
         target.write_text(render(source), encoding="utf-8")
         written.append(target)
+        style = source.parent / SLIDE_STYLE
+        if style.is_file():  # the student's slides look like the instructor's
+            shutil.copyfile(style, output_dir / SLIDE_STYLE)
     return written
 
 
@@ -350,10 +355,13 @@ def out_of_date(sources: list[Path], output_dir: Path, orphans: bool = True) -> 
         target = output_dir / source.name
         if not target.is_file() or target.read_text(encoding="utf-8") != render(source):
             problems.append(source.name)
+        style, copied = source.parent / SLIDE_STYLE, output_dir / SLIDE_STYLE
+        if style.is_file() and (not copied.is_file() or copied.read_bytes() != style.read_bytes()):
+            problems.append(SLIDE_STYLE)
     if orphans:
         names = {Path(s).name for s in sources}
         problems += [p.name for p in output_dir.glob("*.ipynb") if p.name not in names]
-    return sorted(problems)
+    return sorted(set(problems))
 
 
 def main(argv: list[str] | None = None) -> int:

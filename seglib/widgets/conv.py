@@ -146,12 +146,15 @@ def _draw_error(ax, message: str, transposed: bool) -> None:
 
 
 def _draw_legend(ax, transposed: bool) -> None:
+    from matplotlib.colors import to_hex, to_rgb
     from matplotlib.patches import Patch
 
     kinds = ["input", "padding"] + (["inserted zero"] if transposed else [])
     handles = [Patch(facecolor=COLORS[k], edgecolor="#555555", hatch=HATCHES[k], label=k) for k in kinds]
     handles += [
-        Patch(facecolor=COLORS["footprint"], alpha=0.5, label="kernel"),
+        # the footprint as it looks on the grid: half-transparent over an input cell
+        Patch(facecolor=to_hex([(a + b) / 2 for a, b in zip(to_rgb(COLORS["footprint"]), to_rgb(COLORS["input"]))]),
+              edgecolor="#555555", label="kernel (over an input cell)"),
         Patch(facecolor=COLORS["output"], edgecolor="#555555", label="output"),
         Patch(facecolor=COLORS["output cell"], label="chosen output cell"),
     ]

@@ -22,6 +22,7 @@ import nbformat
 from seglib.tools.slides import count_slides, shows_widget
 
 PROBE = "widget_probe.ipynb"
+NOTEBOOKS = "notebooks"  # the notebooks' folder under the server's root
 # Calls that show a live widget, for notebooks whose saved outputs do not (yet) hold one.
 WIDGET_CALLS = ("conv_explorer(", "interact(", "interactive(", "interactive_output(")
 PROBE_CELLS = [
@@ -73,6 +74,7 @@ def plan(nb: nbformat.NotebookNode, name: str) -> dict:
     text = "\n".join(c.source for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") != "skip")
     return {
         "name": name,
+        "path": f"{NOTEBOOKS}/{name}",
         "slides": count_slides(nb),
         "notes": sum(c.metadata.get("slideshow", {}).get("slide_type") == "notes" for c in nb.cells),
         "math": "$$" in text or "\\(" in text,
@@ -82,13 +84,18 @@ def plan(nb: nbformat.NotebookNode, name: str) -> dict:
 
 def main(argv: list[str]) -> None:
     root = Path(argv[0])
-    root.mkdir(parents=True, exist_ok=True)
+    # The notebooks sit in a folder below the server's root, as in `make lab`: RISE
+    # asks for <folder>/rise.css, and for a notebook at the root that request fails
+    # (files//rise.css, jupyterlab-contrib/rise#27).
+    folder = root / NOTEBOOKS
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path("notebooks") / "rise.css", folder / "rise.css")
     plans = []
     for source in map(Path, argv[1:]):
-        shutil.copy2(source, root / source.name)
+        shutil.copy2(source, folder / source.name)
         plans.append(plan(nbformat.read(source, as_version=4), source.name))
     probe = probe_notebook()
-    nbformat.write(probe, root / PROBE)
+    nbformat.write(probe, folder / PROBE)
     plans.append(plan(probe, PROBE))
     print(json.dumps(plans))
 

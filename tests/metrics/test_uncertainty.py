@@ -44,6 +44,16 @@ def test_seed_estimate_is_a_t_interval():
     assert str(est).startswith("0.820 [")
 
 
+def test_clipped_cuts_the_interval_to_the_possible_range():
+    focal = seed_estimate([0.99, 0.97, 0.88])  # a fraction near 1: its t-interval passes 1
+    assert focal.high > 1
+    cut = focal.clipped(0, 1)
+    assert (cut.value, cut.low, cut.high, cut.level) == (focal.value, focal.low, 1.0, focal.level)
+    assert seed_estimate([0.01, 0.0, 0.03]).clipped(0, 1).low == 0.0
+    with pytest.raises(ValueError, match="low must be below high"):
+        focal.clipped(1, 0)
+
+
 def test_scene_scores_pool_the_confusion_matrix():
     images, labels = scenes()
     flip = torch.zeros_like(labels, dtype=torch.bool)

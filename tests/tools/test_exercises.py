@@ -150,6 +150,19 @@ def test_generate_check_and_orphans(tmp_path, capsys):
     assert "run `make exercises`" in capsys.readouterr().err
 
 
+def test_the_slide_stylesheet_goes_with_the_student_versions(tmp_path):
+    source = tmp_path / "notebooks" / "99_probe.ipynb"
+    source.parent.mkdir()
+    nbformat.write(notebook(("code", SOLVED)), source)
+    (source.parent / "rise.css").write_text(".reveal p { font-size: 26px; }")
+    out = tmp_path / "exercises"
+    generate([source], out)
+    assert (out / "rise.css").read_text() == ".reveal p { font-size: 26px; }"
+    assert out_of_date([source], out) == []
+    (source.parent / "rise.css").write_text(".reveal p { font-size: 24px; }")
+    assert out_of_date([source], out) == ["rise.css"]
+
+
 # ----------------------------------------------------------------------------- the course's notebooks
 
 
@@ -161,6 +174,8 @@ def test_committed_exercises_are_up_to_date(tmp_path):
         assert committed.read_text(encoding="utf-8") == (tmp_path / path.name).read_text(encoding="utf-8"), (
             f"exercises/{path.name} is out of date: run `make exercises`"
         )
+    assert (EXERCISES / "rise.css").read_bytes() == (NOTEBOOKS[0].parent / "rise.css").read_bytes(), (
+        "exercises/rise.css differs from notebooks/rise.css: run `make exercises`")
     orphans = {p.name for p in EXERCISES.glob("*.ipynb")} - {p.name for p in NOTEBOOKS}
     assert not orphans, f"student versions without a notebook: {sorted(orphans)}"
 
