@@ -7,6 +7,8 @@ common forms of colour blindness. Boxes use torchvision's
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -16,7 +18,8 @@ from matplotlib.patches import Patch
 from torchvision.utils import draw_bounding_boxes
 
 from seglib.data.shapes import IGNORE_INDEX
-from seglib.validation import check_boxes, check_image, check_label_map, check_masks, check_same_size, check_tensor
+from seglib.validation import (check_boxes, check_image, check_int, check_label_map, check_masks, check_same_size,
+                              check_tensor)
 
 #: Okabe-Ito colours (name, RGB 0-255), in the order classes get them.
 PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -157,6 +160,19 @@ def show_points(points: torch.Tensor, point_labels: torch.Tensor, ax=None, size:
     return ax
 
 
+def fit_title(title: str, width: float) -> str:
+    """``title`` broken into lines that fit a column ``width`` inches wide at the course's font size.
+
+    Lines break at spaces and hyphens, never inside parentheses ("bottleneck (8 x 8)"
+    becomes "bottleneck" over "(8 x 8)"); a title that fits stays one line.
+    """
+    chars = max(6, int(width * 9))  # about 11 px per character of a 12 pt title at 100 dpi
+    if len(title) <= chars:
+        return title
+    kept = re.sub(r"\([^)]*\)", lambda group: group.group(0).replace(" ", "\u00a0"), title)
+    return textwrap.fill(kept, width=chars).replace("\u00a0", " ")
+
+
 def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: dict[str, torch.Tensor] | None = None,
                      class_names: Sequence[str] | None = None, n: int = 4, size: float = 2.2):
     """A grid: one row per image with image, target and each prediction.
@@ -181,7 +197,8 @@ def show_predictions(images: torch.Tensor, targets: torch.Tensor, predictions: d
         show_image(images[row], ax=axes[row, 0], title="image" if row == 0 else None)
         show_label_map(targets[row], ax=axes[row, 1], title="target" if row == 0 else None, legend=False)
         for col, (name, pred) in enumerate(predictions.items(), start=2):
-            show_label_map(pred[row], ax=axes[row, col], title=name if row == 0 else None, legend=False)
+            show_label_map(pred[row], ax=axes[row, col], title=fit_title(name, size) if row == 0 else None,
+                           legend=False)
     if class_names:
         fig.legend(handles=legend_handles(class_names), loc="lower center", ncol=len(class_names), frameon=False)
         fig.subplots_adjust(bottom=0.12 if n > 1 else 0.2)
@@ -319,7 +336,8 @@ def show_task_ladder(scenes, i: int = 0, size: float = 2.6):
     show_label_map(scenes.semantic[i], ax=axes[2], title="semantic\nsegmentation", legend=False)
     show_image(image, ax=axes[3], title="object\ndetection")
     draw_boxes(axes[3], inst["boxes"], [names[int(k)] for k in inst["labels"]], inst["labels"])
-    show_image(overlay_masks(dimmed(image), inst["masks"], alpha=0.85), ax=axes[4], title="instance\nsegmentation")
+    show_image(overlay_masks(dimmed(image), inst["masks"], alpha=0.85), ax=axes[4],
+               title="instance segmentation\n(a colour per object)")
     show_image(colourize_panoptic(scenes.panoptic[i]), ax=axes[5], title="panoptic\nsegmentation")
     fig.legend(handles=legend_handles(names), loc="lower center", ncol=len(names), frameon=False)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.08, top=0.9, wspace=0.06, hspace=0.3)
@@ -327,8 +345,8 @@ def show_task_ladder(scenes, i: int = 0, size: float = 2.6):
 
 
 def show_detections(image: torch.Tensor, prediction: dict, class_names: Sequence[str], score_threshold: float = 0.5,
-                    ax=None, title: str | None = None):
-    """Masks and captioned boxes of one prediction (or target) over its image.
+                    ax=None, title: str | None = None, palette_shift: int = 0):
+    """Masks and captioned boxes of one prediction (or target) over a grey copy of its image.
 
     Args:
         image: float ``(3, H, W)`` in [0, 1].
@@ -336,10 +354,13 @@ def show_detections(image: torch.Tensor, prediction: dict, class_names: Sequence
             ``labels`` ``(n,)`` and optionally ``scores`` ``(n,)``: only
             instances scoring at least ``score_threshold`` are drawn.
         class_names: name of each label (index = label).
+        palette_shift: added to a label to pick its colour (scene detections:
+            ``detection.label_shift(config)``, the colours of the label maps).
 
     Returns:
         The matplotlib axes.
     """
+    check_int("palette_shift", palette_shift, minimum=0)
     for key in ("masks", "boxes", "labels"):
         if key not in prediction:
             raise ValueError(f"prediction must have key {key!r}, got keys {sorted(prediction)}")
@@ -348,8 +369,10 @@ def show_detections(image: torch.Tensor, prediction: dict, class_names: Sequence
     labels = prediction["labels"][keep].cpu()
     captions = [class_names[int(k)] + (f" {float(s):.2f}" if scores is not None else "")
                 for k, s in zip(labels, scores[keep] if scores is not None else labels)]
-    ax = show_image(overlay_masks(image, prediction["masks"][keep].cpu().bool(), labels), ax=ax, title=title)
-    return draw_boxes(ax, prediction["boxes"][keep].float().cpu(), captions, labels, fontsize=10, linewidth=1.5)
+    colours = labels + palette_shift
+    masks = prediction["masks"][keep].cpu().bool()
+    ax = show_image(overlay_masks(dimmed(image), masks, colours, alpha=0.75), ax=ax, title=title)
+    return draw_boxes(ax, prediction["boxes"][keep].float().cpu(), captions, colours, fontsize=10, linewidth=1.5)
 
 
 HIGHLIGHT_COLOUR = (255, 0, 255)

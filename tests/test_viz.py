@@ -157,3 +157,31 @@ def test_overlapping_masks_keep_a_colour_the_smallest_on_top():
     assert out[:, 6, 6].tolist() == list(viz.INSTANCE_PALETTE[1])   # the small one, not black
     assert out[:, 0, 0].tolist() == list(viz.INSTANCE_PALETTE[0])
     assert out[:, 14, 0].tolist() == viz.to_uint8(image)[:, 14, 0].tolist()  # outside every mask: the image
+
+
+def test_fit_title_breaks_long_titles_outside_parentheses():
+    assert viz.fit_title("FCN-8s", 1.5) == "FCN-8s"
+    assert viz.fit_title("bottleneck (8 x 8)", 1.5) == "bottleneck\n(8 x 8)"
+    assert all(len(line) <= 13 for line in viz.fit_title("the output of a U-Net after 400 steps", 1.5).split("\n"))
+
+
+def test_show_detections_colours_a_shape_as_in_the_label_maps():
+    import matplotlib.pyplot as plt
+
+    from seglib.data import SceneConfig, detection, generate_scenes
+
+    scenes = generate_scenes(1, SceneConfig(size=64, min_objects=1, max_objects=1), seed=1)
+    target = detection.scene_targets(scenes)[0]
+    class_id = int(scenes.detection_targets()[0]["labels"][0])
+    shift = detection.label_shift(scenes.config)
+    assert int(target["labels"][0]) + shift == class_id
+    ax = viz.show_detections(scenes.images[0], target, detection.detection_class_names(scenes.config),
+                             palette_shift=shift)
+    outline = [p.get_edgecolor()[:3] for p in ax.patches][1]   # the coloured one over the black outline
+    assert [round(c * 255) for c in outline] == list(viz.colour(class_id))
+    with pytest.raises(TypeError, match="config must be a SceneConfig"):
+        detection.label_shift("default")
+    with pytest.raises(ValueError, match="palette_shift"):
+        viz.show_detections(scenes.images[0], target, detection.detection_class_names(scenes.config),
+                            palette_shift=-1)
+    plt.close("all")

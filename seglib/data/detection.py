@@ -37,8 +37,19 @@ def scene_targets(scenes: SceneBatch) -> list[dict[str, torch.Tensor]]:
     """
     if not isinstance(scenes, SceneBatch):
         raise TypeError(f"scenes must be a SceneBatch, got {type(scenes).__name__}")
-    shift = len(scenes.config.stuff_names) - 1
+    shift = label_shift(scenes.config)
     return [dict(t, labels=t["labels"] - shift) for t in scenes.detection_targets()]
+
+
+def label_shift(config: SceneConfig) -> int:
+    """What a detection label (``1..K``) lacks of its class id in the semantic maps of ``config``.
+
+    ``label + label_shift(config)`` is the class id, and so the palette colour, that the
+    shape has in the label maps (e.g. the circle: detection label 1, class id 2).
+    """
+    if not isinstance(config, SceneConfig):
+        raise TypeError(f"config must be a SceneConfig, got {type(config).__name__}")
+    return len(config.stuff_names) - 1
 
 
 
