@@ -219,7 +219,7 @@ def draw_conv_arithmetic(
                                       effective_output_padding, transposed)
     except ValueError as exc:
         if ax is None:
-            _, ax = plt.subplots(figsize=(10, 5.5))
+            _, ax = plt.subplots(figsize=(9, 4.2))
         _draw_error(ax, str(exc), transposed)
         formula = CONV_TRANSPOSE_SIZE_FORMULA if transposed else CONV_SIZE_FORMULA
         return ConvArithmetic(None, formula, "", str(exc), None, None, (), ax)
@@ -237,7 +237,7 @@ def draw_conv_arithmetic(
             "(about a second to draw): use smaller values"
         )
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 5.5))
+        _, ax = plt.subplots(figsize=(9, 4.2))
     x, y = (min(max(value, 0), output_size - 1) for value in position)
 
     kinds = _axis_kinds(input_size, kernel_size, stride, padding, dilation, effective_output_padding, transposed)
@@ -350,7 +350,7 @@ class ConvExplorer:
             values = {name: slider.value for name, slider in self.sliders.items()}
             with self.output:
                 self.output.clear_output(wait=True)
-                fig, ax = plt.subplots(figsize=(10, 5.5))
+                fig, ax = plt.subplots(figsize=(9, 4.2))
                 self.result = draw_conv_arithmetic(
                     values["input_size"], values["kernel_size"], values["stride"], values["padding"],
                     values["dilation"], values["output_padding"], self.mode.value == "transposed",

@@ -45,7 +45,7 @@ def probe_notebook() -> nbformat.NotebookNode:
         cell.metadata["slideshow"] = {"slide_type": slide_type}
         nb.cells.append(cell)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.metadata["rise"] = {"theme": "white", "transition": "none", "scroll": True}
+    nb.metadata["rise"] = {"theme": "white", "transition": "none", "scroll": True, "center": False}
     return nb
 
 
