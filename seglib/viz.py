@@ -129,9 +129,13 @@ def overlay_masks(image: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor
 
 
 def dimmed(image: torch.Tensor) -> torch.Tensor:
-    """A light grey copy float ``(3,H,W)`` of an image ``(3,H,W)``: coloured masks over it stand out."""
+    """A light grey copy float ``(3,H,W)`` of an image ``(3,H,W)``, float in [0,1] or uint8.
+
+    Coloured masks drawn over it stand out whatever the image's own colours.
+    """
     _check_image(image)
-    return 0.35 * image.float().mean(dim=0, keepdim=True).expand(3, -1, -1) + 0.5
+    scaled = image.float() / 255 if image.dtype == torch.uint8 else image.float()
+    return 0.35 * scaled.mean(dim=0, keepdim=True).expand(3, -1, -1) + 0.5
 
 
 def overlay_boxes(image: torch.Tensor, boxes: torch.Tensor, captions: Sequence[str] | None = None,

@@ -144,6 +144,7 @@ def test_dimmed_is_a_light_grey_copy():
     grey = viz.dimmed(image)
     assert grey.shape == (3, 8, 8) and torch.equal(grey[0], grey[2])
     assert 0.5 <= float(grey.min()) and float(grey.max()) <= 0.85
+    assert torch.allclose(viz.dimmed(viz.to_uint8(image)), grey, atol=0.002)   # a uint8 image is not 255x brighter
     with pytest.raises(ValueError, match="image"):
         viz.dimmed(torch.rand(8, 8))
 
