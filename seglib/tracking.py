@@ -47,6 +47,10 @@ METHODS = ("memory", "first_frame", "every_frame")
 METHOD_TITLES = {"memory": "memory", "first_frame": "first-frame click", "every_frame": "a click every frame"}
 """How tables and figures name the :data:`METHODS`."""
 
+PLACEMENTS = ("error", "random")
+"""Where :func:`correct_once` puts its click: inside the largest error, or anywhere on the same side of
+the object's outline (the control)."""
+
 VALIDATION_SEED = 500_000
 """Seeds of the validation clips of the memory's training curve (test clips: 0-63, training: from 10**6)."""
 
@@ -157,9 +161,34 @@ def _check_clips(frames: torch.Tensor, first_masks: torch.Tensor) -> None:
 
 
 @torch.no_grad()
+def encode_frames(model: VideoSam | SmallSam, frames: torch.Tensor | list[VideoClip]) -> list[ImageFeatures]:
+    """Every frame encoded once: ``T`` :class:`ImageFeatures` of batch ``B``, on the model's device.
+
+    Args:
+        model: a :class:`VideoSam` or a :class:`SmallSam`.
+        frames: float ``(B, T, 3, H, W)``, or the clips themselves.
+    """
+    if isinstance(frames, list):
+        frames = _stack(frames)[0]
+    device = next(model.parameters()).device
+    return [model.encode(frames[:, t].to(device)) for t in range(frames.shape[1])]
+
+
+def _frame_features(model, frames: torch.Tensor, features: list[ImageFeatures] | None) -> list[ImageFeatures]:
+    """``features`` checked against the frames ``(B, T, 3, H, W)``, or the frames encoded now."""
+    if features is None:
+        return encode_frames(model, frames)
+    b, t_max = frames.shape[:2]
+    if len(features) != t_max or any(f.embedding.shape[0] != b for f in features):
+        got = [f.embedding.shape[0] for f in features]
+        raise ValueError(f"features must hold {t_max} frames of {b} clips (encode_frames), got batches {got}")
+    return features
+
+
+@torch.no_grad()
 def track_memory(model: VideoSam, frames: torch.Tensor, first_masks: torch.Tensor,
                  corrections: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                 capacity: int = 4) -> Track:
+                 capacity: int = 4, features: list[ImageFeatures] | None = None) -> Track:
     """Track one object per clip with the memory after a click on frame 0.
 
     Args:
@@ -171,11 +200,13 @@ def track_memory(model: VideoSam, frames: torch.Tensor, first_masks: torch.Tenso
             that frame (label -1 for a clip without a click); a corrected frame
             joins the prompted frames of the memory, as in SAM 2's interactive mode.
         capacity: recent frames kept in the memory besides the prompted ones.
+        features: the frames already encoded by ``model`` (:func:`encode_frames`), or ``None``.
 
     Returns:
         A :class:`Track` (on the CPU).
     """
     _check_clips(frames, first_masks)
+    features = _frame_features(model, frames, features)
     device = next(model.parameters()).device
     corrections = corrections or {}
     b, t_max = frames.shape[:2]
@@ -183,14 +214,13 @@ def track_memory(model: VideoSam, frames: torch.Tensor, first_masks: torch.Tenso
     masks, visible = [], []
     first = center_clicks(first_masks.to(device)), torch.ones(b, dtype=torch.int64, device=device)
     for t in range(t_max):
-        features = model.encode(frames[:, t].to(device))
         if t == 0:
-            out = model.step(features, bank, *_clicks(*first))
+            out = model.step(features[t], bank, *_clicks(*first))
         elif t in corrections:
             points, labels = corrections[t]
-            out = model.step(features, bank, points.to(device), labels.to(device))
+            out = model.step(features[t], bank, points.to(device), labels.to(device))
         else:
-            out = model.step(features, bank)
+            out = model.step(features[t], bank)
         bank.add(out, prompted=t == 0 or t in corrections)
         masks.append((out.mask_logits > 0).cpu())
         visible.append((out.object_score > 0).cpu())
@@ -198,7 +228,8 @@ def track_memory(model: VideoSam, frames: torch.Tensor, first_masks: torch.Tenso
 
 
 @torch.no_grad()
-def track_prompts(model: SmallSam, frames: torch.Tensor, targets: torch.Tensor, method: str) -> Track:
+def track_prompts(model: SmallSam, frames: torch.Tensor, targets: torch.Tensor, method: str,
+                  features: list[ImageFeatures] | None = None) -> Track:
     """The baselines of the module docstring: a click on each frame, no memory.
 
     Args:
@@ -207,6 +238,7 @@ def track_prompts(model: SmallSam, frames: torch.Tensor, targets: torch.Tensor, 
         targets: bool ``(B, T, H, W)``: frame 0 gives the first click; for
             ``"every_frame"`` each frame where the object shows gives that frame's click.
         method: ``"first_frame"`` or ``"every_frame"``.
+        features: the frames already encoded by ``model`` (:func:`encode_frames`), or ``None``.
 
     Returns:
         A :class:`Track`; after one click the mask with the highest predicted IoU is kept.
@@ -217,6 +249,7 @@ def track_prompts(model: SmallSam, frames: torch.Tensor, targets: torch.Tensor, 
     if targets.dim() != 4 or targets.shape[:2] != frames.shape[:2]:
         raise ValueError(f"targets must be bool (B, T, H, W) with the frames' B and T, got {tuple(targets.shape)}")
     _check_clips(frames, targets[:, 0])
+    features = _frame_features(model, frames, features)
     device = next(model.parameters()).device
     b, t_max = frames.shape[:2]
     click = center_clicks(targets[:, 0]).to(device)
@@ -228,7 +261,7 @@ def track_prompts(model: SmallSam, frames: torch.Tensor, targets: torch.Tensor, 
             fresh = center_clicks(targets[shows, t]).to(device)
             click = click.clone()
             click[shows.to(device)] = fresh
-        logits, iou = model.decode(model.encode(frames[:, t].to(device)), click[:, None], labels)
+        logits, iou = model.decode(features[t], click[:, None], labels)
         best = iou.argmax(dim=1)
         masks.append((logits[torch.arange(b, device=device), best] > 0).cpu())
     masks = torch.stack(masks, dim=1)
@@ -248,8 +281,9 @@ def video_tracks(video_model: VideoSam, sam_model: SmallSam, clips: list[VideoCl
     """The three methods of :data:`~seglib.tracking.METHODS` on the clips' bottom thing (slot 0)."""
     frames, targets = _stack(clips)
     tracks = {"memory": track_memory(video_model, frames, targets[:, 0])}
+    features = encode_frames(sam_model, frames)                    # both baselines see the same frames
     for method in METHODS[1:]:
-        tracks[method] = track_prompts(sam_model, frames, targets, method)
+        tracks[method] = track_prompts(sam_model, frames, targets, method, features)
     return tracks
 
 
@@ -295,14 +329,22 @@ class Correction(NamedTuple):
     track: Track
 
 
-def correct_once(model: VideoSam, clips: list[VideoClip], before: Track) -> Correction:
+def correct_once(model: VideoSam, clips: list[VideoClip], before: Track, placement: str = "error",
+                 seed: int = 0, features: list[ImageFeatures] | None = None) -> Correction:
     """One correction click per clip, on the visible frame (after frame 0) where the memory's mask is worst.
 
-    The click goes where a user would put it (the interior of the widest error
-    region, :func:`~seglib.data.prompts.correction_clicks`); the clicked frame
-    joins the memory's prompted frames and the clip is tracked again. Clips
-    whose masks have no error on any visible frame get no click.
+    With ``placement="error"`` the click goes where a user would put it (the
+    interior of the widest error region,
+    :func:`~seglib.data.prompts.correction_clicks`); ``"random"`` is the
+    control: the same kind of click (positive where the user's is positive)
+    on a pixel drawn uniformly from the object, or from the background for a
+    negative click (seeded by ``seed``). The clicked frame joins
+    the memory's prompted frames and the clip is tracked again. Clips whose
+    masks have no error on any visible frame get no click. ``features``: the
+    clips' frames already encoded by ``model`` (:func:`encode_frames`), or ``None``.
     """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     frames, targets = _stack(clips)
     shows = targets.flatten(2).any(dim=2)
     j = paired_iou(before.masks.flatten(0, 1), targets.flatten(0, 1)).view(shows.shape)
@@ -311,12 +353,18 @@ def correct_once(model: VideoSam, clips: list[VideoClip], before: Track) -> Corr
     worst_j, frame = j.min(dim=1)
     rows = torch.arange(len(clips))
     points, labels = correction_clicks(before.masks[rows, frame], targets[rows, frame])
+    if placement == "random":  # the same kind of click, anywhere on its side of the object's outline
+        side = torch.where((labels == 1)[:, None, None], targets[rows, frame], ~targets[rows, frame])
+        points = random_clicks(side, torch.Generator().manual_seed(seed))
     frame = torch.where((worst_j < 1) & (labels >= 0), frame, torch.full_like(frame, -1))
     masks, visible = before.masks.clone(), before.visible.clone()
+    features = _frame_features(model, frames, features)
     for t in frame[frame >= 0].unique().tolist():  # clips clicked on the same frame are tracked again together
         chosen = (frame == t).nonzero().flatten()
+        index = chosen.to(features[0].embedding.device)
         again = track_memory(model, frames[chosen], targets[chosen, 0],
-                             {t: (points[chosen, None], labels[chosen, None])})
+                             {t: (points[chosen, None], labels[chosen, None])},
+                             features=[f.take(index) for f in features])
         masks[chosen], visible[chosen] = again.masks, again.visible
     return Correction(frame, labels, Track(masks, visible))
 
@@ -377,11 +425,24 @@ def correction_gains(before: Track, correction: Correction, clips: list[VideoCli
     return {key: torch.tensor(values, dtype=torch.float64) for key, values in out.items()}
 
 
-def correction_estimates(gains: dict[str, torch.Tensor], resamples: int = 1000) -> dict[str, Estimate]:
+def correction_estimates(gains: dict[str, torch.Tensor], control: dict[str, torch.Tensor] | None = None,
+                         resamples: int = 1000) -> dict[str, Estimate]:
     """Mean change of J on the clicked frame (``"clicked"``) and on the frames after it (``"later"``),
-    over the clicked clips of :func:`correction_gains`, with 95 % bootstrap intervals over those clips."""
+    over the clicked clips of :func:`correction_gains`, with 95 % bootstrap intervals over those clips.
+
+    With the gains of a ``control`` correction of the same clips (``placement="random"``), also
+    ``"control_clicked"`` (its change on the clicked frame) and ``"over_control"`` (the paired
+    difference on the clicked frame: placed click minus control click).
+    """
+    values = {"clicked": gains["clicked_gain"], "later": gains["gain"]}
+    if control is not None:
+        if control["clicked_gain"].shape != gains["clicked_gain"].shape:
+            raise ValueError(f"control must correct the same clips: {len(gains['clicked_gain'])} clicked clips, "
+                             f"the control {len(control['clicked_gain'])}")
+        values["control_clicked"] = control["clicked_gain"]
+        values["over_control"] = gains["clicked_gain"] - control["clicked_gain"]
     out = {}
-    for key, values in (("clicked", gains["clicked_gain"]), ("later", gains["gain"])):
-        low, high = bootstrap_interval(lambda index, v=values: float(v[index].mean()), len(values), resamples=resamples)
-        out[key] = Estimate(float(values.mean()), low, high)
+    for key, v in values.items():
+        low, high = bootstrap_interval(lambda index, v=v: float(v[index].mean()), len(v), resamples=resamples)
+        out[key] = Estimate(float(v.mean()), low, high)
     return out

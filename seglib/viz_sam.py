@@ -64,11 +64,11 @@ def show_tracks(frames: torch.Tensor, target: torch.Tensor, tracks: dict, steps:
             title = (f"frame {t}" + ("\nhidden" if hidden else "")) if r == 0 else None
             ax = show_image(highlight(frames[t], masks[t]), ax=axes[r, c], title=title)
             if r and not bool(visible[t]):
-                ax.text(0.5, 0.5, "says\nhidden", transform=ax.transAxes, ha="center", va="center", fontsize=10,
+                ax.text(0.5, 0.5, "says\nhidden", transform=ax.transAxes, ha="center", va="center", fontsize=11,
                         color="white", bbox=dict(facecolor="black", alpha=0.6, pad=2))
             if c == 0:
                 ax.text(-0.08, 0.5, name.replace("_", " "), transform=ax.transAxes, rotation=90, ha="right",
-                        va="center", fontsize=11)
+                        va="center", fontsize=12)
     fig.subplots_adjust(wspace=0.06, hspace=0.12)
     return fig
 

@@ -7,8 +7,8 @@ from seglib.data.video import clip_batches, generate_clips
 from seglib.metrics.video import visibility_counts
 from seglib.models.promptable.memory import HIDDEN_LOGIT, MemoryBank, build_video_sam
 from seglib.tracking import (
-    METHODS, correct_once, correction_gains, pooled, track_memory, track_prompts, unroll, video_counts, video_loss,
-    video_table,
+    METHODS, correct_once, correction_gains, encode_frames, pooled, track_memory, track_prompts, unroll, video_counts,
+    video_loss, video_table,
 )
 
 SAM = dict(image_size=32, embed_dim=16, widths=(8, 8, 16), encoder_depth=1, decoder_depth=1, mlp_dim=16)
@@ -125,6 +125,18 @@ def test_trackers_on_clips(model, clips):
     assert estimate.low <= estimate.value <= estimate.high
 
 
+def test_frames_encoded_once_give_the_same_tracks(model, clips):
+    frames, targets = _stack(clips)
+    features = encode_frames(model, clips)
+    assert len(features) == frames.shape[1] and features[0].embedding.shape[0] == len(clips)
+    again = track_memory(model, frames, targets[:, 0], features=features)
+    assert torch.equal(again.masks, track_memory(model, frames, targets[:, 0]).masks)
+    with pytest.raises(ValueError, match="features must hold 6 frames of 3 clips"):
+        track_memory(model, frames, targets[:, 0], features=features[:5])
+    with pytest.raises(ValueError, match="features must hold"):
+        track_prompts(model.sam, frames, targets, "first_frame", [f.take(slice(0, 2)) for f in features])
+
+
 def test_every_frame_keeps_the_last_click_where_the_object_is_hidden(clips):
     from seglib.data.prompts import center_clicks
     from seglib.models.promptable import build_small_sam
@@ -157,6 +169,20 @@ def test_a_correction_click_joins_the_prompted_memories(model, clips):
     assert len(gains["gain"]) == int(clicked.sum())
 
 
+def test_the_control_click_is_seeded_and_on_the_same_frames(model, clips):
+    frames, targets = _stack(clips)
+    before = track_memory(model, frames, targets[:, 0])
+    placed = correct_once(model, clips, before)
+    control = correct_once(model, clips, before, placement="random", seed=3)
+    assert torch.equal(control.frame, placed.frame) and torch.equal(control.label, placed.label)  # another place
+    rows = (control.frame >= 0).nonzero().flatten()
+    again = correct_once(model, clips, before, placement="random", seed=3)
+    assert torch.equal(again.label, control.label) and torch.equal(again.track.masks, control.track.masks)
+    with pytest.raises(ValueError, match="placement"):
+        correct_once(model, clips, before, placement="centre")
+    assert len(rows) > 0 and bool((control.label[rows] >= 0).all())
+
+
 def test_trackers_validate(model):
     frames = torch.rand(2, 3, 3, 32, 32)
     good = torch.zeros(2, 32, 32, dtype=torch.bool)
@@ -177,3 +203,9 @@ def test_correction_estimates_average_over_the_clicked_clips():
     change = correction_estimates(gains, resamples=200)
     assert change["clicked"].value == pytest.approx(0.4) and 0.2 <= change["clicked"].low <= 0.4 <= change["clicked"].high
     assert change["later"].value == 0.0 and change["later"].low == change["later"].high == 0.0
+    control = {"clicked_gain": torch.tensor([0.2, 0.1, 0.6], dtype=torch.float64), "gain": gains["gain"]}
+    paired = correction_estimates(gains, control, resamples=200)
+    assert paired["control_clicked"].value == pytest.approx(0.3)
+    assert paired["over_control"].value == pytest.approx(0.1) and paired["over_control"].low == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="same clips"):
+        correction_estimates(gains, {"clicked_gain": gains["clicked_gain"][:2], "gain": gains["gain"][:2]})

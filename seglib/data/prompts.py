@@ -300,7 +300,8 @@ class PromptTask:
     """The inputs of one training step (see the module docstring).
 
     Attributes:
-        images: float ``(B, 3, H, W)``.
+        images: float ``(N, 3, H, W)``, the batch's distinct images (N divides B).
+        image_of: int64 ``(B,)`` the image of every row (row ``r`` prompts image ``r % N``).
         targets: bool ``(B, H, W)`` the mask each row's prompt asks for.
         clicks: float ``(B, 2)`` first positive click of every row.
         boxes: float ``(B, 4)`` jittered boxes of the object of every row.
@@ -313,6 +314,7 @@ class PromptTask:
     """
 
     images: torch.Tensor
+    image_of: torch.Tensor
     targets: torch.Tensor
     clicks: torch.Tensor
     boxes: torch.Tensor
@@ -326,19 +328,27 @@ class PromptTask:
 
 def prompt_tasks(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
                  device: torch.device | str = "cpu", click_fraction: float = 0.4, box_fraction: float = 0.3,
-                 nest_fraction: float = 0.25) -> Iterator[tuple[PromptTask, torch.Tensor]]:
+                 nest_fraction: float = 0.25, prompts_per_image: int = 1) -> Iterator[tuple[PromptTask, torch.Tensor]]:
     """Endless ``(PromptTask, targets)`` training batches generated on ``device``.
 
     Args:
-        batch_size: scenes (and prompts) per batch, at least 3.
+        batch_size: prompts (rows) per batch, at least 3.
         config: scene options (default :class:`SceneConfig`, 64 x 64).
         seed: seed of the scenes and of the prompts.
         click_fraction, box_fraction: shares of one-click and box rows; the
             rest are correction rows.
         nest_fraction: share of scenes that get a nested spot (ambiguous clicks).
+        prompts_per_image: rows per scene, each about a different object
+            where the scene has enough (SAM trains several prompts per
+            image: the encoder then runs on ``batch_size / prompts_per_image``
+            images); must divide ``batch_size``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 3:
         raise ValueError(f"batch_size must be an int >= 3, got {batch_size!r}")
+    if (isinstance(prompts_per_image, bool) or not isinstance(prompts_per_image, int) or prompts_per_image < 1
+            or batch_size % prompts_per_image):
+        raise ValueError(f"prompts_per_image must be a positive int that divides batch_size ({batch_size}), "
+                         f"got {prompts_per_image!r}")
     if not (0 <= click_fraction and 0 <= box_fraction and click_fraction + box_fraction <= 1):
         raise ValueError(f"click_fraction and box_fraction must be >= 0 with a sum <= 1, "
                          f"got {click_fraction} and {box_fraction}")
@@ -349,20 +359,24 @@ def prompt_tasks(batch_size: int = 32, config: SceneConfig | None = None, seed: 
     generator = torch.Generator(device=device).manual_seed(int(seed) + 1)
     num_clicks = round(batch_size * click_fraction)
     num_boxes = round(batch_size * box_fraction)
-    for scenes in scene_stream(batch_size, config, seed=seed, device=device):
+    num_images = batch_size // prompts_per_image
+    rows = torch.arange(batch_size, device=device)
+    image_of = rows % num_images
+    for scenes in scene_stream(num_images, config, seed=seed, device=device):
         scenes, whole_of = nest_spots(scenes, nest_fraction, generator)
-        rows = torch.arange(batch_size, device=device)
         pick = torch.rand(scenes.valid.shape, generator=generator, device=device).masked_fill(~scenes.valid, -1)
-        chosen = pick.argmax(dim=1)
-        own = scenes.masks[rows, chosen]
+        order = pick.argsort(dim=1, descending=True)[:, :prompts_per_image]  # (N, K) distinct objects
+        order = torch.where(scenes.valid.gather(1, order), order, order[:, :1])  # a scene with fewer: repeat
+        chosen = order.T.reshape(-1)  # row k * N + n: object k of image n
+        own = scenes.masks[image_of, chosen]
         clicks = random_clicks(own, generator)
         # A click on a nested spot asks, half the time, for the whole thing under it.
-        parent = whole_of[rows, chosen]
-        whole = scenes.masks[rows, parent.clamp(min=0)] | own
+        parent = whole_of[image_of, chosen]
+        whole = scenes.masks[image_of, parent.clamp(min=0)] | own
         ask_whole = (parent >= 0) & (torch.rand(batch_size, generator=generator, device=device) < 0.5)
         ask_whole &= rows < num_clicks
         targets = torch.where(ask_whole[:, None, None], whole, own)
-        boxes = jitter_boxes(scenes.boxes[rows, chosen], config.size, generator=generator)
+        boxes = jitter_boxes(scenes.boxes[image_of, chosen], config.size, generator=generator)
         corrections = int(torch.randint(1, 3, (1,), generator=generator, device=device))
-        yield (PromptTask(scenes.images, targets, clicks, boxes, num_clicks, num_boxes, corrections, generator,
-                          ask_whole), targets)
+        yield (PromptTask(scenes.images, image_of, targets, clicks, boxes, num_clicks, num_boxes, corrections,
+                          generator, ask_whole), targets)

@@ -34,7 +34,7 @@ from seglib.losses import mask_losses
 from seglib.data.shapes import SceneBatch, SceneConfig, split_scenes
 from seglib.metrics.masks import paired_iou
 from seglib.metrics.uncertainty import Estimate, bootstrap_interval
-from seglib.models.promptable.model import SmallSam
+from seglib.models.promptable.model import SmallSam, encode_images
 from seglib.predictor import select_best_mask
 from seglib.data.video import clip_batches, generate_clips
 from seglib.models.promptable.memory import VideoSam
@@ -69,16 +69,19 @@ def simulate_prompts(model: SmallSam, task: PromptTask) -> PromptOutputs:
 
     This is the ``forward`` that :func:`seglib.train.train` calls.
     """
-    features = model.encode(task.images)
+    features = model.encode(task.images).take(task.image_of)
     a, b = task.num_clicks, task.num_clicks + task.num_boxes
     outputs = []
-    if a > 0:
-        outputs.append(model.decode_all(_rows(features, 0, a), task.clicks[:a, None], _ones(a, task)))
-    if b > a:
-        outputs.append(model.decode_all(_rows(features, a, b), boxes=task.boxes[a:b]))
-    rest = task.images.shape[0] - b
+    if b > 0:  # a click (and SAM's padding token) and a box are two tokens each: one decoder pass for both
+        prompts = [model.prompt_encoder(task.clicks[:a, None], _ones(a, task)) if a > 0 else None,
+                   model.prompt_encoder(boxes=task.boxes[a:b]) if b > a else None]
+        sparse, dense = (torch.cat(parts) for parts in zip(*(p for p in prompts if p is not None)))
+        head = features.take(slice(0, b))
+        outputs.append(model.mask_decoder(head.embedding, model.prompt_encoder.get_dense_pe(), sparse, dense,
+                                          head.high_res))
+    rest = task.targets.shape[0] - b
     if rest > 0:
-        part = _rows(features, b, b + rest)
+        part = features.take(slice(b, None))
         target = task.targets[b:]
         points, labels = task.clicks[b:, None], _ones(rest, task)
         logits = None
@@ -95,10 +98,6 @@ def simulate_prompts(model: SmallSam, task: PromptTask) -> PromptOutputs:
     iou = torch.cat([i for _, i in outputs])
     multimask = torch.arange(masks.shape[0], device=masks.device) < a
     return PromptOutputs(masks, iou, multimask)
-
-
-def _rows(features, start: int, stop: int):
-    return type(features)(features.embedding[start:stop], tuple(t[start:stop] for t in features.high_res))
 
 
 def _ones(n: int, task: PromptTask) -> torch.Tensor:
@@ -174,11 +173,11 @@ def click_ious(model: SmallSam, scenes: SceneBatch | None = None, clicks: int = 
     scene_index, slot = scenes.valid.nonzero(as_tuple=True)
     per_click, per_box = [], []
     with eval_mode(model):
+        encoded = encode_images(model, scenes.images, batch_size)
         for start in range(0, len(scene_index), batch_size):
             rows, slots = scene_index[start:start + batch_size], slot[start:start + batch_size]
-            images = scenes.images[rows].to(device)
             targets = scenes.masks[rows, slots].to(device)
-            features = model.encode(images)
+            features = encoded.take(rows.to(device))
             points, labels = center_clicks(targets)[:, None], torch.ones(len(rows), 1, dtype=torch.int64, device=device)
             masks, iou = model.decode(features, points, labels, multimask_output=True)
             logits = select_best_mask(masks, iou)[0]
@@ -235,7 +234,7 @@ def refinement_ious(model: SmallSam, scenes: SceneBatch | None = None, rounds: i
     rows, slots = scenes.valid.nonzero(as_tuple=True)
     targets = scenes.masks[rows, slots]
     with eval_mode(model):
-        features = model.encode(scenes.images[rows])
+        features = encode_images(model, scenes.images).take(rows)
         points, labels = center_clicks(targets)[:, None], torch.ones(len(rows), 1, dtype=torch.int64)
         logits = select_best_mask(*model.decode(features, points, labels))[0]
         ious = [paired_iou(logits > 0, targets)]
@@ -317,21 +316,24 @@ def curve_evaluator() -> Callable[[SmallSam], dict[str, float]]:
     return lambda model: evaluate(model, val, clicks=1)
 
 
-def train(model: SmallSam, steps: int = 800, *, batch_size: int = 12, lr: float = 3e-3, loss: str = "promptable",
-          seed: int = 0, eval_every: int | None = None, evaluate: Callable[[SmallSam], dict] | None = None,
+def train(model: SmallSam, steps: int = 400, *, batch_size: int = 12, lr: float = 3e-3, loss: str = "promptable",
+          prompts_per_image: int = 1, seed: int = 0, eval_every: int | None = None, evaluate: Callable[[SmallSam], dict] | None = None,
           device: torch.device | str = "cpu", progress: bool = True, desc: str = "small SAM") -> History:
     """Train a small SAM in place on simulated prompts.
 
-    The defaults are the cpu profile's live run of the notebook: 800 steps
-    of 12 scenes, about two minutes on an idle 2-core CPU. Seed everything
-    (``seglib.seed_everything``) before building the model for a repeatable run.
+    Notebook 06's live run in the cpu profile is 400 steps of 12 prompts, two
+    per scene (about 80 s on an idle 2-core CPU); the zoo's checkpoint, one
+    prompt per scene. Seed everything (``seglib.seed_everything``) before
+    building the model for a repeatable run.
 
     Args:
         model: a :class:`SmallSam` (:func:`~seglib.models.promptable.build_small_sam`).
         steps: fixed number of optimisation steps.
-        batch_size: scenes (one prompt each) per step.
+        batch_size: prompts per step.
         lr: peak learning rate of AdamW (cosine decay).
-        loss: ``"promptable"``.
+        loss: ``"promptable"``, or ``"video"`` for a :class:`VideoSam`.
+        prompts_per_image: prompts per scene of a ``"promptable"`` batch (see
+            :func:`~seglib.data.prompts.prompt_tasks`).
         seed: seed of the scenes and the prompts.
         eval_every: steps between evaluations (``None``: only at the end).
         evaluate: ``model -> dict`` (default: :func:`curve_evaluator` when ``eval_every`` is set, else none).
@@ -357,7 +359,8 @@ def train(model: SmallSam, steps: int = 800, *, batch_size: int = 12, lr: float 
                           device=device, channels_last=False, progress=progress, desc=desc)
     if evaluate is None and eval_every:
         evaluate = curve_evaluator()
-    return train_loop(model, prompt_tasks(batch_size, seed=seed, device=device), promptable_loss,
+    return train_loop(model, prompt_tasks(batch_size, seed=seed, device=device, prompts_per_image=prompts_per_image),
+                      promptable_loss,
                       steps=steps, lr=lr, forward=simulate_prompts, evaluate=evaluate, eval_every=eval_every,
                       device=device, channels_last=False, progress=progress, desc=desc)
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from seglib.common import eval_mode
 from seglib.data import SceneConfig
-from seglib.data.shapes import split_scenes
+from seglib.data.shapes import scene_stream, split_scenes
 from seglib.models.promptable import build_small_sam
 from seglib.labs.sam import (
     PromptOutputs,
@@ -38,6 +39,26 @@ def test_prompt_tasks_rows_and_targets():
         next(prompt_tasks(8, click_fraction=0.8, box_fraction=0.5))
     with pytest.raises(ValueError, match="min_objects"):
         next(prompt_tasks(8, SceneConfig(min_objects=0)))
+
+
+def test_several_prompts_per_image_share_its_encoding(tiny):
+    task, targets = next(prompt_tasks(12, seed=4, prompts_per_image=3, nest_fraction=0.0))
+    assert task.images.shape == (4, 3, 64, 64) and task.image_of.tolist() == [0, 1, 2, 3] * 3
+    again, _ = next(prompt_tasks(12, seed=4, prompts_per_image=1, nest_fraction=0.0))
+    assert again.images.shape[0] == 12
+    scenes = next(scene_stream(4, SceneConfig(min_objects=1), seed=4))
+    assert torch.equal(scenes.images, task.images)
+    for n in range(4):                         # the rows of one image ask for different objects where it has them
+        masks = targets[task.image_of == n].flatten(1)
+        distinct = len({tuple(m.nonzero().flatten().tolist()) for m in masks})
+        assert distinct == min(3, int(scenes.valid[n].sum()))
+    with eval_mode(tiny), torch.no_grad():    # row 0 (a click on image 0) as if decoded alone
+        outputs = simulate_prompts(tiny, task)
+        alone = tiny.decode_all(tiny.encode(task.images[:1]), task.clicks[:1, None], torch.ones(1, 1, dtype=torch.int64))
+    assert outputs.masks.shape == (12, 4, 64, 64)
+    assert torch.allclose(alone[0][0], outputs.masks[0], atol=1e-4)
+    with pytest.raises(ValueError, match="prompts_per_image must be a positive int that divides batch_size"):
+        next(prompt_tasks(10, prompts_per_image=3))
 
 
 def test_ambiguous_clicks_sometimes_ask_for_the_whole():

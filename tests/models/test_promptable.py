@@ -141,3 +141,31 @@ def test_select_best_mask_and_paired_iou():
         select_best_mask(masks, torch.zeros(2, 2))
     with pytest.raises(TypeError, match="bool"):
         paired_iou(best.float(), best)
+
+
+def test_features_taken_and_encoded_in_batches(tiny):
+    from seglib.models.promptable.image_encoder import ImageFeatures
+    from seglib.models.promptable.model import encode_images
+
+    images = torch.rand(7, 3, 32, 32)
+    tiny.eval()
+    with torch.no_grad():
+        whole = tiny.encode(images)
+        batched = encode_images(tiny, images, batch_size=3)
+    assert torch.allclose(batched.embedding, whole.embedding, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(batched.high_res, whole.high_res))
+    picked = whole.take(torch.tensor([4, 4, 0]))
+    assert picked.embedding.shape[0] == 3 and torch.equal(picked.embedding[1], whole.embedding[4])
+    assert torch.equal(picked.high_res[1][2], whole.high_res[1][0])
+    joined = ImageFeatures.cat([whole.take(slice(0, 2)), whole.take(slice(2, None))])
+    assert torch.equal(joined.embedding, whole.embedding)
+
+
+def test_encoder_attention_is_multihead_attention():
+    torch.manual_seed(0)
+    block = ImageEncoder(embed_dim=16, widths=(8, 8, 16), depth=1, image_size=32).blocks[0].eval()
+    tokens = torch.randn(2, 64, 16)
+    with torch.no_grad():
+        ours = block._self_attention(tokens)
+        reference = block.attn(tokens, tokens, tokens, need_weights=False)[0]
+    assert torch.allclose(ours, reference, atol=1e-5)

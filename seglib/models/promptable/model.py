@@ -96,6 +96,17 @@ class SmallSam(nn.Module):
         return self.decode(self.encode(images), points, labels, boxes, mask_inputs, multimask_output)
 
 
+@torch.no_grad()
+def encode_images(model: SmallSam, images: torch.Tensor, batch_size: int = 256) -> ImageFeatures:
+    """The :class:`ImageFeatures` of images float ``(N, 3, H, W)``, ``batch_size`` at a time, on the model's device.
+
+    Evaluations encode each image once and ``take`` its features for every prompt on it.
+    """
+    device = next(model.parameters()).device
+    return ImageFeatures.cat([model.encode(images[start:start + batch_size].to(device))
+                              for start in range(0, len(images), batch_size)])
+
+
 def build_small_sam(image_size: int = 64, embed_dim: int = 64, widths: tuple[int, int, int] = (16, 32, 64),
                     encoder_depth: int = 2, decoder_depth: int = 2, heads: int = 4, mlp_dim: int = 128,
                     dense_points: bool = True, scored_iou: bool = True) -> SmallSam:
