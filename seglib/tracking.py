@@ -48,8 +48,8 @@ METHOD_TITLES = {"memory": "memory", "first_frame": "first-frame click", "every_
 """How tables and figures name the :data:`METHODS`."""
 
 PLACEMENTS = ("error", "random")
-"""Where :func:`correct_once` puts its click: inside the largest error, or anywhere on the same side of
-the object's outline (the control)."""
+"""Where :func:`correct_once` puts its click: inside the widest error region, or (the control) on a random
+pixel with the same label: of the object for a positive click, of the background for a negative one."""
 
 VALIDATION_SEED = 500_000
 """Seeds of the validation clips of the memory's training curve (test clips: 0-63, training: from 10**6)."""

@@ -328,7 +328,8 @@ class PromptTask:
 
 def prompt_tasks(batch_size: int = 32, config: SceneConfig | None = None, seed: int = 0,
                  device: torch.device | str = "cpu", click_fraction: float = 0.4, box_fraction: float = 0.3,
-                 nest_fraction: float = 0.25, prompts_per_image: int = 1) -> Iterator[tuple[PromptTask, torch.Tensor]]:
+                 nest_fraction: float = 0.25, prompts_per_image: int = 1
+                 ) -> Iterator[tuple[PromptTask, torch.Tensor]]:
     """Endless ``(PromptTask, targets)`` training batches generated on ``device``.
 
     Args:

@@ -317,8 +317,9 @@ def curve_evaluator() -> Callable[[SmallSam], dict[str, float]]:
 
 
 def train(model: SmallSam, steps: int = 400, *, batch_size: int = 12, lr: float = 3e-3, loss: str = "promptable",
-          prompts_per_image: int = 1, seed: int = 0, eval_every: int | None = None, evaluate: Callable[[SmallSam], dict] | None = None,
-          device: torch.device | str = "cpu", progress: bool = True, desc: str = "small SAM") -> History:
+          prompts_per_image: int = 1, seed: int = 0, eval_every: int | None = None,
+          evaluate: Callable[[SmallSam], dict] | None = None, device: torch.device | str = "cpu",
+          progress: bool = True, desc: str = "small SAM") -> History:
     """Train a small SAM in place on simulated prompts.
 
     Notebook 06's live run in the cpu profile is 400 steps of 12 prompts, two
@@ -359,10 +360,10 @@ def train(model: SmallSam, steps: int = 400, *, batch_size: int = 12, lr: float 
                           device=device, channels_last=False, progress=progress, desc=desc)
     if evaluate is None and eval_every:
         evaluate = curve_evaluator()
-    return train_loop(model, prompt_tasks(batch_size, seed=seed, device=device, prompts_per_image=prompts_per_image),
-                      promptable_loss,
-                      steps=steps, lr=lr, forward=simulate_prompts, evaluate=evaluate, eval_every=eval_every,
-                      device=device, channels_last=False, progress=progress, desc=desc)
+    batches = prompt_tasks(batch_size, seed=seed, device=device, prompts_per_image=prompts_per_image)
+    return train_loop(model, batches, promptable_loss, steps=steps, lr=lr, forward=simulate_prompts,
+                      evaluate=evaluate, eval_every=eval_every, device=device, channels_last=False,
+                      progress=progress, desc=desc)
 
 
 def simulate_user(predictor, image: torch.Tensor, target: torch.Tensor, clicks: int = 3) -> list[dict]:
