@@ -36,7 +36,7 @@ from seglib.data.video import ClipBatch, VideoClip, generate_clips
 from seglib.losses.functional import mask_losses
 from seglib.metrics.masks import paired_iou
 from seglib.metrics.uncertainty import Estimate, bootstrap_interval
-from seglib.metrics.video import visibility_counts
+from seglib.metrics.video import hidden_auc, visibility_counts
 from seglib.models.promptable.image_encoder import ImageFeatures
 from seglib.models.promptable.memory import MemoryBank, VideoSam
 from seglib.models.promptable.model import SmallSam
@@ -55,7 +55,7 @@ VALIDATION_SEED = 500_000
 """Seeds of the validation clips of the memory's training curve (test clips: 0-63, training: from 10**6)."""
 
 VIDEO_CLIPS = 64
-"""Test clips of :func:`evaluate_video` (seeds 0-63, 20 frames each)."""
+"""Test clips of :func:`video_clips` (seeds 0-63, 20 frames each)."""
 
 OBJECT_WEIGHT = 0.5
 """Weight of the occlusion head's binary cross-entropy in :func:`video_loss`."""
@@ -74,11 +74,13 @@ class VideoOutputs(NamedTuple):
 
 
 class Track(NamedTuple):
-    """What the trackers return: ``masks`` bool ``(B, T, H, W)`` and ``visible`` bool
-    ``(B, T)`` (the method's own call: for the baselines, a non-empty mask)."""
+    """What the trackers return: ``masks`` bool ``(B, T, H, W)``, ``visible`` bool ``(B, T)`` (the
+    method's own call: for the baselines, a non-empty mask) and ``scores`` float ``(B, T)``, the
+    occlusion head's logits (> 0: visible), or ``None`` for a method without the head."""
 
     masks: torch.Tensor
     visible: torch.Tensor
+    scores: torch.Tensor | None = None
 
 
 def _frame(features: ImageFeatures, t: int, frames: int) -> ImageFeatures:
@@ -86,10 +88,6 @@ def _frame(features: ImageFeatures, t: int, frames: int) -> ImageFeatures:
     def pick(x):
         return x.unflatten(0, (-1, frames))[:, t]
     return ImageFeatures(pick(features.embedding), tuple(pick(x) for x in features.high_res))
-
-
-def _clicks(points: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return points[:, None], labels[:, None]
 
 
 def unroll(model: VideoSam, batch: ClipBatch, capacity: int = 4) -> VideoOutputs:
@@ -108,11 +106,11 @@ def unroll(model: VideoSam, batch: ClipBatch, capacity: int = 4) -> VideoOutputs
     logits, scores = [], []
     for t in range(t_max):
         frame = _frame(features, t, t_max)
-        out = model.step(frame, bank, *_clicks(points, labels)) if t == 0 else model.step(frame, bank)
+        out = model.step(frame, bank, points[:, None], labels[:, None]) if t == 0 else model.step(frame, bank)
         prompted = t == 0
         if t == batch.correction_frame:
             click, label = correction_clicks(out.mask_logits.detach() > 0, batch.targets[:, t], batch.generator)
-            out = model.step(frame, bank, *_clicks(click, label))
+            out = model.step(frame, bank, click[:, None], label[:, None])
             prompted = True
         bank.add(out, prompted)
         logits.append(out.raw_logits)
@@ -211,11 +209,11 @@ def track_memory(model: VideoSam, frames: torch.Tensor, first_masks: torch.Tenso
     corrections = corrections or {}
     b, t_max = frames.shape[:2]
     bank = MemoryBank(capacity)
-    masks, visible = [], []
-    first = center_clicks(first_masks.to(device)), torch.ones(b, dtype=torch.int64, device=device)
+    masks, scores = [], []
+    first = center_clicks(first_masks.to(device))[:, None], torch.ones(b, 1, dtype=torch.int64, device=device)
     for t in range(t_max):
         if t == 0:
-            out = model.step(features[t], bank, *_clicks(*first))
+            out = model.step(features[t], bank, *first)
         elif t in corrections:
             points, labels = corrections[t]
             out = model.step(features[t], bank, points.to(device), labels.to(device))
@@ -223,8 +221,9 @@ def track_memory(model: VideoSam, frames: torch.Tensor, first_masks: torch.Tenso
             out = model.step(features[t], bank)
         bank.add(out, prompted=t == 0 or t in corrections)
         masks.append((out.mask_logits > 0).cpu())
-        visible.append((out.object_score > 0).cpu())
-    return Track(torch.stack(masks, dim=1), torch.stack(visible, dim=1))
+        scores.append(out.object_score.float().cpu())
+    scores = torch.stack(scores, dim=1)
+    return Track(torch.stack(masks, dim=1), scores > 0, scores)
 
 
 @torch.no_grad()
@@ -313,11 +312,12 @@ def pooled(counts: dict[str, torch.Tensor], index: torch.Tensor | None = None) -
 
 
 def video_metrics(model: VideoSam, clips: list[VideoClip] | None = None) -> dict[str, float]:
-    """The memory's pooled scores on the test clips (the zoo's metrics of the ``memory`` entry)."""
+    """The memory's :func:`pooled` scores and its head's ``hidden_auc`` on the test clips (the zoo's metrics)."""
     clips = clips or video_clips()
     frames, targets = _stack(clips)
     track = track_memory(model, frames, targets[:, 0])
-    return {k: round(v, 4) for k, v in pooled(visibility_counts(track.masks, track.visible, targets)).items()}
+    scores = pooled(visibility_counts(track.masks, track.visible, targets))
+    return {k: round(v, 4) for k, v in (scores | {"hidden_auc": hidden_auc(track.scores, targets)}).items()}
 
 
 class Correction(NamedTuple):
@@ -345,6 +345,8 @@ def correct_once(model: VideoSam, clips: list[VideoClip], before: Track, placeme
     """
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    if before.scores is None:
+        raise ValueError("before must be the memory's Track (track_memory, with scores), got one without scores")
     frames, targets = _stack(clips)
     shows = targets.flatten(2).any(dim=2)
     j = paired_iou(before.masks.flatten(0, 1), targets.flatten(0, 1)).view(shows.shape)
@@ -357,7 +359,7 @@ def correct_once(model: VideoSam, clips: list[VideoClip], before: Track, placeme
         side = torch.where((labels == 1)[:, None, None], targets[rows, frame], ~targets[rows, frame])
         points = random_clicks(side, torch.Generator().manual_seed(seed))
     frame = torch.where((worst_j < 1) & (labels >= 0), frame, torch.full_like(frame, -1))
-    masks, visible = before.masks.clone(), before.visible.clone()
+    masks, visible, scores = (x.clone() for x in before)
     features = _frame_features(model, frames, features)
     for t in frame[frame >= 0].unique().tolist():  # clips clicked on the same frame are tracked again together
         chosen = (frame == t).nonzero().flatten()
@@ -365,8 +367,8 @@ def correct_once(model: VideoSam, clips: list[VideoClip], before: Track, placeme
         again = track_memory(model, frames[chosen], targets[chosen, 0],
                              {t: (points[chosen, None], labels[chosen, None])},
                              features=[f.take(index) for f in features])
-        masks[chosen], visible[chosen] = again.masks, again.visible
-    return Correction(frame, labels, Track(masks, visible))
+        masks[chosen], visible[chosen], scores[chosen] = again
+    return Correction(frame, labels, Track(masks, visible, scores))
 
 
 def video_table(counts: dict[str, dict[str, torch.Tensor]], resamples: int = 1000) -> dict[str, dict[str, Estimate]]:

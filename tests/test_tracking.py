@@ -1,10 +1,12 @@
 """SAM 2's memory on generated clips: the model, its training step, the trackers and their scores."""
 
+import math
+
 import pytest
 import torch
 
 from seglib.data.video import clip_batches, generate_clips
-from seglib.metrics.video import visibility_counts
+from seglib.metrics.video import hidden_auc, hidden_auc_estimate, visibility_counts
 from seglib.models.promptable.memory import HIDDEN_LOGIT, MemoryBank, build_video_sam
 from seglib.tracking import (
     METHODS, correct_once, correction_gains, encode_frames, pooled, track_memory, track_prompts, unroll, video_counts,
@@ -107,6 +109,22 @@ def test_visibility_counts_by_hand():
         visibility_counts(masks, called, targets, reappear=0)
 
 
+def test_hidden_auc_by_hand():
+    targets = torch.zeros(2, 4, 2, 2, dtype=torch.bool)
+    targets[:, :, 0, 0] = True
+    targets[0, 2] = targets[1, 3] = False              # one hidden frame per clip
+    scores = torch.tensor([[-9.0, 1.0, -1.0, 2.0], [-9.0, 3.0, 2.0, 2.0]])   # frame 0 left out
+    # hidden -1 and 2 against visible 1, 2, 3, 2: 4 + (0 + 0.5 + 1 + 0.5) wins of 8
+    assert hidden_auc(scores, targets) == pytest.approx(6 / 8)
+    assert hidden_auc(-scores, targets) == pytest.approx(2 / 8)
+    assert hidden_auc(torch.zeros(2, 4), targets) == pytest.approx(0.5)
+    assert math.isnan(hidden_auc(scores, torch.ones_like(targets)))          # nothing hidden
+    estimate = hidden_auc_estimate(scores, targets, resamples=50)
+    assert estimate.value == pytest.approx(6 / 8) and estimate.low <= estimate.value <= estimate.high
+    with pytest.raises(ValueError, match=r"scores must be a float tensor \(B, T\) = \(2, 4\), got \(4,\)"):
+        hidden_auc(scores[0], targets)
+
+
 def test_trackers_on_clips(model, clips):
     from seglib.models.promptable import build_small_sam
 
@@ -115,10 +133,12 @@ def test_trackers_on_clips(model, clips):
     frames, targets = _stack(clips)
     memory = track_memory(model, frames, targets[:, 0])
     assert memory.masks.shape == targets.shape and memory.visible.shape == targets.shape[:2]
+    assert torch.equal(memory.visible, memory.scores > 0)          # the head's call is its score's sign
     tracks = {"memory": memory}
     for method in METHODS[1:]:
         tracks[method] = track_prompts(sam, frames, targets, method)
         assert torch.equal(tracks[method].visible, tracks[method].masks.flatten(2).any(dim=2))
+        assert tracks[method].scores is None                         # no occlusion head
     table = video_table(video_counts(tracks, clips), resamples=20)
     assert set(table) == {*METHODS, "memory - first_frame", "memory - every_frame"}
     estimate = table["memory"]["j_visible"]
@@ -180,6 +200,9 @@ def test_the_control_click_is_seeded_and_on_the_same_frames(model, clips):
     assert torch.equal(again.label, control.label) and torch.equal(again.track.masks, control.track.masks)
     with pytest.raises(ValueError, match="placement"):
         correct_once(model, clips, before, placement="centre")
+    with pytest.raises(ValueError, match="before must be the memory's Track"):
+        correct_once(model, clips, before._replace(scores=None))
+    assert torch.equal(control.track.visible, control.track.scores > 0)   # the corrected clips are scored again
     assert len(rows) > 0 and bool((control.label[rows] >= 0).all())
 
 

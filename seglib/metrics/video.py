@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from seglib.metrics.masks import paired_iou
+from seglib.metrics.uncertainty import Estimate, bootstrap_interval
 from seglib.validation import check_masks
 
 
@@ -75,3 +76,46 @@ def visibility_counts(masks: torch.Tensor, visible: torch.Tensor, targets: torch
         "reappear_right": (called & back).sum(1).double(), "reappear_frames": back.sum(1).double(),
         "reappear_j_sum": (j * back).sum(1),
     }
+
+
+def hidden_auc(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """How well a visibility score ranks the hidden frames below the visible ones, pooled over clips.
+
+    The area under the ROC curve of "hidden" against "visible": the chance that
+    a hidden frame drawn at random scores lower than a visible frame drawn at
+    random (ties count half). 0.5 for a score that ignores the frame, 1 for one
+    that puts every hidden frame below every visible one, whatever the threshold.
+    Frame 0 (the prompted frame) is left out, as in :func:`visibility_counts`.
+
+    Args:
+        scores: float ``(B, T)``, higher for "visible" (the occlusion head's logits).
+        targets: bool ``(B, T, H, W)``.
+
+    Returns:
+        The AUC, NaN when the frames after frame 0 are all hidden or all visible.
+    """
+    return _auc(*_scores_and_shows(scores, targets))
+
+
+def hidden_auc_estimate(scores: torch.Tensor, targets: torch.Tensor, resamples: int = 1000) -> Estimate:
+    """:func:`hidden_auc` with its 95 % bootstrap interval over the clips (shapes as there)."""
+    values, shows = _scores_and_shows(scores, targets)
+    low, high = bootstrap_interval(lambda index: _auc(values[index], shows[index]), len(values), resamples=resamples)
+    return Estimate(_auc(values, shows), low, high)
+
+
+def _scores_and_shows(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scores float64 ``(B, T - 1)`` and whether the target shows, bool ``(B, T - 1)``, after frame 0."""
+    check_masks("targets", targets, "(B, T, H, W)")
+    if not isinstance(scores, torch.Tensor) or scores.shape != targets.shape[:2]:
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"scores must be a float tensor (B, T) = {tuple(targets.shape[:2])}, got {got}")
+    return scores[:, 1:].double(), targets.flatten(2).any(dim=2)[:, 1:]
+
+
+def _auc(values: torch.Tensor, shows: torch.Tensor) -> float:
+    hidden, visible = values[~shows], values[shows]
+    if not len(hidden) or not len(visible):
+        return float("nan")
+    below = (hidden[:, None] < visible[None, :]).double() + 0.5 * (hidden[:, None] == visible[None, :]).double()
+    return float(below.mean())
