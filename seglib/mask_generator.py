@@ -152,8 +152,9 @@ def object_recall(generated: list[GeneratedMasks], targets: list[torch.Tensor],
     return {t: best >= t for t in thresholds}
 
 
-FILTERS = {"strict": (0.8, 0.9), "middle": (0.7, 0.8), "loose": (0.5, 0.6)}
-"""Named ``(iou_threshold, stability_threshold)`` pairs of :func:`filter_sweep` (chosen on validation scenes)."""
+FILTERS = {"strict": (0.8, 0.9), "middle": (0.7, 0.8), "loose": (0.5, 0.6), "none": (0.0, 0.0)}
+"""Named ``(iou_threshold, stability_threshold)`` pairs of :func:`filter_sweep`: three chosen on validation
+scenes, and ``"none"``, which keeps every mask of at least ``min_area`` pixels and leaves only NMS."""
 
 
 def filter_sweep(grids: list[PromptGrid], targets: list[torch.Tensor],

@@ -35,7 +35,7 @@ from seglib.data.prompts import center_clicks, correction_clicks, random_clicks
 from seglib.data.video import ClipBatch, VideoClip, generate_clips
 from seglib.losses.functional import mask_losses
 from seglib.metrics.masks import paired_iou
-from seglib.metrics.uncertainty import Estimate, bootstrap_interval
+from seglib.metrics.uncertainty import Estimate, bootstrap_intervals
 from seglib.metrics.video import hidden_auc, visibility_counts
 from seglib.models.promptable.image_encoder import ImageFeatures
 from seglib.models.promptable.memory import MemoryBank, VideoSam
@@ -382,19 +382,16 @@ def video_table(counts: dict[str, dict[str, torch.Tensor]], resamples: int = 100
     """
     n = len(next(iter(counts.values()))["j_sum"])
 
-    def estimate(statistic) -> Estimate:
-        low, high = bootstrap_interval(statistic, n, resamples=resamples)
-        return Estimate(statistic(torch.arange(n)), low, high)
+    def estimates(statistics) -> dict[str, Estimate]:  # every key from one pass over the resamples
+        bounds, full = bootstrap_intervals(statistics, n, resamples=resamples), statistics(torch.arange(n))
+        return {key: Estimate(full[key], *bounds[key]) for key in full}
 
-    table = {method: {key: estimate(lambda index, c=c, key=key: pooled(c, index)[key])
-                      for key in ("j_visible", "hidden_accuracy", "false_hidden", "hidden_gap", "reappear_accuracy",
-                                  "reappear_j")}
-             for method, c in counts.items()}
+    table = {method: estimates(lambda index, c=c: pooled(c, index)) for method, c in counts.items()}
     for baseline in METHODS[1:]:
         if "memory" in counts and baseline in counts:
-            table[f"memory - {baseline}"] = {key: estimate(
-                lambda index, key=key, b=baseline: pooled(counts["memory"], index)[key] - pooled(counts[b], index)[key])
-                for key in ("j_visible", "reappear_j")}
+            table[f"memory - {baseline}"] = estimates(lambda index, b=baseline: {
+                key: pooled(counts["memory"], index)[key] - pooled(counts[b], index)[key]
+                for key in ("j_visible", "reappear_j")})
     return table
 
 
@@ -443,8 +440,6 @@ def correction_estimates(gains: dict[str, torch.Tensor], control: dict[str, torc
                              f"the control {len(control['clicked_gain'])}")
         values["control_clicked"] = control["clicked_gain"]
         values["over_control"] = gains["clicked_gain"] - control["clicked_gain"]
-    out = {}
-    for key, v in values.items():
-        low, high = bootstrap_interval(lambda index, v=v: float(v[index].mean()), len(v), resamples=resamples)
-        out[key] = Estimate(float(v.mean()), low, high)
-    return out
+    bounds = bootstrap_intervals(lambda index: {key: float(v[index].mean()) for key, v in values.items()},
+                                 len(values["clicked"]), resamples=resamples)
+    return {key: Estimate(float(v.mean()), *bounds[key]) for key, v in values.items()}

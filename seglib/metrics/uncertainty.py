@@ -158,14 +158,28 @@ def bootstrap_interval(statistic: Callable[[torch.Tensor], float], n: int, *, le
     """
     if not callable(statistic):
         raise TypeError(f"statistic must be callable index -> float, got {type(statistic).__name__}")
+    return bootstrap_intervals(lambda index: {"value": statistic(index)}, n, level=level, resamples=resamples,
+                               seed=seed)["value"]
+
+
+def bootstrap_intervals(statistics: Callable[[torch.Tensor], dict[str, float]], n: int, *, level: float = 0.95,
+                        resamples: int = 1000, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """:func:`bootstrap_interval` of several statistics computed together on each resample.
+
+    ``statistics`` receives an int64 index tensor ``(n,)`` and returns ``{name: float}``; each
+    name gets its ``(low, high)``, from the same resamples as ``bootstrap_interval`` with this seed.
+    """
+    if not callable(statistics):
+        raise TypeError(f"statistics must be callable index -> dict of floats, got {type(statistics).__name__}")
     check_int("n", n, 1)
     check_int("resamples", resamples, 10)
     level = _check_level(level)
     generator = torch.Generator().manual_seed(seed)
-    draws = torch.tensor([statistic(torch.randint(n, (n,), generator=generator)) for _ in range(resamples)])
+    draws = [statistics(torch.randint(n, (n,), generator=generator)) for _ in range(resamples)]
     tail = (1 - level) / 2
-    low, high = torch.quantile(draws.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
-    return low, high
+    probabilities = torch.tensor([tail, 1 - tail], dtype=torch.float64)
+    return {key: tuple(torch.quantile(torch.tensor([d[key] for d in draws]).double(), probabilities).tolist())
+            for key in draws[0]}
 
 
 def _check_scores(name: str, value: object) -> SceneScores:

@@ -55,11 +55,28 @@ def _cpu_model() -> str:
     return platform.processor() or "cpu"
 
 
+def vector_extension() -> str:
+    """The CPU's widest vector extension (``"avx512"``, ``"avx2"``, ``"avx"``), else its architecture.
+
+    Two machines with the same model name can differ here, and the CPU time of a
+    notebook with them (a 2-core AVX-512 machine ran notebook 06 about 1.5 times
+    faster than an AVX2 one), so each notebook's result records it.
+    """
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return next((name for flag, name in (("avx512f", "avx512"), ("avx2", "avx2"), ("avx", "avx")) if flag in flags),
+                platform.machine() or "cpu")
+
+
 def run_notebook(path: Path, timeout: int = 1800) -> dict:
     """Execute one notebook in this process's child kernel and measure it.
 
     Returns a dict with ``wall_s``, ``peak_host_mb`` (kernel's peak resident
-    memory), ``peak_gpu_mb``, ``metrics`` and ``claims`` (what the notebook recorded).
+    memory), ``peak_gpu_mb``, ``metrics`` and ``claims`` (what the notebook recorded),
+    ``date`` and ``cpu`` (:func:`vector_extension`).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -83,7 +100,8 @@ def run_notebook(path: Path, timeout: int = 1800) -> dict:
     # The kernel was a child of this process and has exited: its peak RSS (KiB on Linux).
     peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"wall_s": round(wall, 1), "peak_host_mb": round(peak_host), "peak_gpu_mb": round(peak_gpu),
-            "metrics": report.get("metrics", {}), "claims": report.get("claims", {})}
+            "metrics": report.get("metrics", {}), "claims": report.get("claims", {}),
+            "date": time.strftime("%Y-%m-%d"), "cpu": vector_extension()}
 
 
 def results_table(results: dict) -> str:

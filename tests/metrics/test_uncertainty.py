@@ -9,6 +9,7 @@ from seglib.metrics.uncertainty import (
     Estimate,
     SceneScores,
     bootstrap_interval,
+    bootstrap_intervals,
     difference_estimate,
     metric_estimate,
     scene_scores,
@@ -88,11 +89,21 @@ def test_bootstrap_interval_of_a_constant_is_a_point():
     assert bootstrap_interval(lambda index: 1.0, 5, resamples=20) == (1.0, 1.0)
 
 
+def test_bootstrap_intervals_share_the_resamples_of_bootstrap_interval():
+    values = torch.arange(10.0) ** 2
+    together = bootstrap_intervals(lambda index: {"mean": float(values[index].mean()),
+                                                  "max": float(values[index].max())}, 10, resamples=50)
+    assert together["mean"] == bootstrap_interval(lambda index: float(values[index].mean()), 10, resamples=50)
+    assert together["max"] == bootstrap_interval(lambda index: float(values[index].max()), 10, resamples=50)
+    assert together["mean"][0] < together["mean"][1]
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda: seed_estimate([0.5]), ValueError, "at least 2"),
     (lambda: seed_estimate([0.5, math.nan]), ValueError, "finite"),
     (lambda: seed_estimate([0.5, 0.6], level=1.5), ValueError, "level"),
     (lambda: bootstrap_interval(3, 5), TypeError, "statistic"),
+    (lambda: bootstrap_intervals(3, 5), TypeError, "statistics"),
     (lambda: bootstrap_interval(lambda i: 1.0, 0), ValueError, "n"),
     (lambda: metric_estimate("x"), TypeError, "SceneScores"),
     (lambda: SceneScores(torch.zeros(1, 2, 2, dtype=torch.int64), torch.zeros(1)).metric("pq"), ValueError, "metric"),

@@ -31,6 +31,17 @@ def test_machine_name_is_file_safe():
     assert name and all(c.isalnum() or c == "-" for c in name)
 
 
+def test_vector_extension_names_the_widest_one(monkeypatch, tmp_path):
+    assert bench.vector_extension()
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    real_path = bench.Path
+    monkeypatch.setattr(bench, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else real_path(p))
+    assert bench.vector_extension() == "avx2"
+    cpuinfo.write_text("flags\t\t: avx avx2 avx512f avx512bw\n")
+    assert bench.vector_extension() == "avx512"
+
+
 def test_the_default_run_finds_the_course_notebooks():
     assert len(sorted((bench.ROOT / "notebooks").glob("0*.ipynb"))) == 7
 
