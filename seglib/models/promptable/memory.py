@@ -17,7 +17,8 @@ other frame is segmented from what the model remembers:
   of the decoder's mask (:func:`presence_features`: its peak logit, its soft
   area and its predicted IoU), and says whether the object is visible at
   all; when it says "hidden" the mask is empty and the memory stores a "no
-  object" embedding instead of a mask.
+  object" embedding instead of a mask. The head reads the token detached: its
+  loss trains the head alone and leaves the decoder to the masks.
 
 :class:`VideoSam` wraps a trained :class:`~seglib.models.promptable.SmallSam`
 (the weights of the image encoder and prompt encoder stay fixed in training,
@@ -242,7 +243,8 @@ class VideoSam(nn.Module):
         masks, iou, tokens = self.sam.mask_decoder(conditioned, self.sam.prompt_encoder.get_dense_pe(), sparse, dense,
                                                    features.high_res, return_tokens=True)
         raw = masks[:, 0]
-        score = self.object_head(torch.cat([tokens[:, -1], presence_features(raw, iou[:, 0])], dim=1)).squeeze(-1)
+        token = tokens[:, -1].detach()                           # the head's loss stays out of the decoder
+        score = self.object_head(torch.cat([token, presence_features(raw, iou[:, 0])], dim=1)).squeeze(-1)
         visible = (score > 0).view(-1, 1, 1)
         logits = torch.where(visible, raw, torch.full_like(raw, HIDDEN_LOGIT))
         probs = torch.sigmoid(logits.detach())[:, None]
