@@ -73,13 +73,14 @@ def show_tracks(frames: torch.Tensor, target: torch.Tensor, tracks: dict, steps:
     return fig
 
 
-def show_everything(scenes, generated: list, indices: list[int], size: float = 3.0):
+def show_everything(scenes, generated: list, indices: list[int], size: float = 3.0, title: str | None = None):
     """Scenes (columns) with every generated mask in its own colour, and the grid points that kept one.
 
     Args:
         scenes: a :class:`~seglib.data.shapes.SceneBatch`.
         generated: one :class:`~seglib.mask_generator.GeneratedMasks` per scene, in scene order.
         indices: scenes shown.
+        title: the figure's title (which model and filters), or ``None``.
 
     Returns:
         The matplotlib figure.
@@ -91,5 +92,7 @@ def show_everything(scenes, generated: list, indices: list[int], size: float = 3
         show_image(overlay_masks(dimmed(scenes.images[i]), found.masks, alpha=0.85), ax=ax,
                    title=f"scene {i}: {count} mask{'' if count == 1 else 's'}")
         ax.scatter(found.points[:, 0] - 0.5, found.points[:, 1] - 0.5, s=30, c="white", edgecolors="black")
+    if title is not None:
+        fig.suptitle(title, fontsize=13)
     fig.tight_layout()
     return fig

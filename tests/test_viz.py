@@ -186,3 +186,19 @@ def test_show_detections_colours_a_shape_as_in_the_label_maps():
         viz.show_detections(scenes.images[0], target, detection.detection_class_names(scenes.config),
                             palette_shift=-1)
     plt.close("all")
+
+
+def test_show_everything_draws_each_scene_and_its_title(scenes):
+    from seglib.mask_generator import GeneratedMasks
+    from seglib.viz_sam import show_everything
+
+    masks = scenes.masks[0][scenes.valid[0]]
+    found = [GeneratedMasks(masks, torch.ones(len(masks)), torch.ones(len(masks)), torch.full((len(masks), 2), 8.0))
+             for _ in range(3)]
+    fig = show_everything(scenes, found, [0, 2], title="zoo model, middle filters")
+    titles = [ax.get_title() for ax in fig.axes]
+    count = len(masks)
+    assert titles == [f"scene {i}: {count} mask{'' if count == 1 else 's'}" for i in (0, 2)]
+    assert fig._suptitle.get_text() == "zoo model, middle filters"
+    assert show_everything(scenes, found, [1])._suptitle is None
+    plt.close("all")
