@@ -83,13 +83,6 @@ class Track(NamedTuple):
     scores: torch.Tensor | None = None
 
 
-def _frame(features: ImageFeatures, t: int, frames: int) -> ImageFeatures:
-    """The features of frame ``t`` of every clip, from features of ``B * T`` frames in clip-major order."""
-    def pick(x):
-        return x.unflatten(0, (-1, frames))[:, t]
-    return ImageFeatures(pick(features.embedding), tuple(pick(x) for x in features.high_res))
-
-
 def unroll(model: VideoSam, batch: ClipBatch, capacity: int = 4) -> VideoOutputs:
     """Segment every frame of a batch of clips as in training (see the module docstring).
 
@@ -105,7 +98,7 @@ def unroll(model: VideoSam, batch: ClipBatch, capacity: int = 4) -> VideoOutputs
     points, labels = random_clicks(first, batch.generator), torch.ones(b, dtype=torch.int64, device=first.device)
     logits, scores = [], []
     for t in range(t_max):
-        frame = _frame(features, t, t_max)
+        frame = features.take(slice(t, None, t_max))              # frame t of every clip (clip-major rows)
         out = model.step(frame, bank, points[:, None], labels[:, None]) if t == 0 else model.step(frame, bank)
         prompted = t == 0
         if t == batch.correction_frame:

@@ -323,8 +323,8 @@ def train(model: SmallSam, steps: int = 400, *, batch_size: int = 12, lr: float 
     """Train a small SAM in place on simulated prompts.
 
     Notebook 06's live run in the cpu profile is 400 steps of 12 prompts, two
-    per scene (about 90 s on an idle 2-core CPU); the zoo's checkpoint, one
-    prompt per scene. Seed everything (``seglib.seed_everything``) before
+    per scene (about 50 s on an idle 2-core AVX-512 CPU, 90 s on an AVX2
+    one); the zoo's checkpoint, one prompt per scene. Seed everything (``seglib.seed_everything``) before
     building the model for a repeatable run.
 
     Args:
